@@ -1,0 +1,1 @@
+//! OIH event bus.
