@@ -1,2 +1,27 @@
-//! placeholder
-fn main() {}
+//! Benchmarks that print figures (a table for people, one JSON line per result for scripts).
+//!
+//! `cargo run --release -p oih-bench -- bus --help`
+
+mod bus;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "oih benchmarks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Message bus: publish -> consume -> ack throughput and end-to-end latency.
+    Bus(bus::BusArgs),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Bus(args) => bus::run(args).await,
+    }
+}

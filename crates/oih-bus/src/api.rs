@@ -159,6 +159,12 @@ impl Delivery {
         self.finish(Settlement::Reject).await
     }
 
+    /// Forgets the settle handle without settling: for a delivery that never reached a
+    /// consumer.
+    pub(crate) fn disarm(mut self) {
+        self.settle = None;
+    }
+
     async fn finish(&mut self, how: Settlement) -> Result<()> {
         match self.settle.take() {
             Some(s) => s.settle(how).await,

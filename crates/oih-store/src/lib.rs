@@ -15,6 +15,7 @@ mod filter;
 mod log;
 mod open;
 mod pg;
+mod sql;
 mod sqlite;
 
 pub use doc::{

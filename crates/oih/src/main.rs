@@ -1,1 +1,29 @@
-fn main() {}
+//! `oih`: the Open Integration Hub in one binary.
+
+mod cli;
+mod redact;
+mod serve;
+mod services;
+mod telemetry;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format);
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "oih stopped with an error");
+            ExitCode::FAILURE
+        }
+    }
+}

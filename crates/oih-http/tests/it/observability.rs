@@ -1,0 +1,115 @@
+//! Request ids, metrics and health.
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::routing::get;
+use oih_http::{App, ErrorShape, HealthCheck, ServiceModule};
+use serde_json::json;
+
+use crate::{get as get_req, send};
+
+fn module(name: &'static str, path: &str) -> ServiceModule {
+    ServiceModule::new(
+        name,
+        ErrorShape::Errors,
+        Router::new().route(path, get(|| async { "pong" })),
+    )
+}
+
+#[tokio::test]
+async fn request_id_is_echoed_or_generated() {
+    let router = App::new()
+        .module(module("rid-test", "/rid/{x}"))
+        .build()
+        .router;
+    let req = Request::get("/rid/1")
+        .header("x-request-id", "abc-123")
+        .body(Body::empty())
+        .expect("request");
+    let (_, headers, _) = send(&router, req).await;
+    assert_eq!(headers["x-request-id"], "abc-123");
+    let (_, headers, _) = send(&router, get_req("/rid/1")).await;
+    let generated = headers["x-request-id"].to_str().expect("ascii");
+    assert!(generated.len() >= 16, "{generated}");
+    // Errors get one too.
+    let (status, headers, _) = send(&router, get_req("/nowhere")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(headers.contains_key("x-request-id"));
+}
+
+/// The value of the sample whose line contains every one of `needles`.
+fn sample(text: &str, needles: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && needles.iter().all(|n| l.contains(n)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_template() {
+    let router = App::new()
+        .module(module("metrics-test", "/mt/{id}"))
+        .build()
+        .router;
+    let needles = [
+        "http_requests_total{",
+        "service=\"metrics-test\"",
+        "route=\"/mt/{id}\"",
+        "status=\"200\"",
+        "method=\"GET\"",
+    ];
+    let (_, _, before) = send(&router, get_req("/metrics")).await;
+    let before = sample(before.as_str().expect("text"), &needles);
+    for id in ["a", "b", "c"] {
+        let (status, _, _) = send(&router, get_req(&format!("/mt/{id}"))).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (status, headers, after) = send(&router, get_req("/metrics")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/plain")
+    );
+    let text = after.as_str().expect("text");
+    assert_eq!(sample(text, &needles) - before, 3.0, "{text}");
+    assert!(
+        !text.contains("route=\"/mt/a\""),
+        "raw paths never become labels"
+    );
+    assert!(
+        text.contains("http_request_duration_seconds_bucket"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn healthcheck_passes_and_fails_by_name() {
+    let ok = App::new()
+        .health_check(HealthCheck::new("store", || async { Ok(()) }))
+        .module(module("health-a", "/ha").with_health(HealthCheck::new("bus", || async { Ok(()) })))
+        .build()
+        .router;
+    let (status, _, body) = send(&ok, get_req("/healthcheck")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["status"], "pass");
+    assert_eq!(
+        body["details"],
+        json!({"store":{"status":"pass"},"bus":{"status":"pass"}})
+    );
+
+    let failing = App::new()
+        .health_check(HealthCheck::new("store", || async { Ok(()) }))
+        .health_check(HealthCheck::new("bus", || async {
+            Err("connection refused".to_owned())
+        }))
+        .build()
+        .router;
+    let (status, _, body) = send(&failing, get_req("/healthcheck")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["status"], "fail");
+    assert_eq!(body["details"]["bus"], json!({"status":"fail"}));
+    assert_eq!(body["details"]["store"], json!({"status":"pass"}));
+}

@@ -1,0 +1,194 @@
+//! Command line: `oih serve` and its flags. Every flag has an environment variable; where OIH
+//! has its own name for a setting (`PORT`, `RABBITMQ_URI`) that name is read too.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::services::Service;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "oih",
+    version,
+    about = "The Open Integration Hub in one binary."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Log line format. The level is set with RUST_LOG (default: info).
+    #[arg(
+        long,
+        env = "OIH_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text,
+        global = true
+    )]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the hub: every service (or those given with --only) on one HTTP listener.
+    Serve(ServeArgs),
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on, host:port [default: 127.0.0.1:3000]. When it is not given but
+    /// OIH's PORT is set, listens on 0.0.0.0:$PORT.
+    #[arg(long, env = "OIH_LISTEN", value_name = "HOST:PORT")]
+    pub listen: Option<String>,
+
+    /// OIH's PORT variable (see --listen).
+    #[arg(long, env = "PORT", hide = true)]
+    pub port: Option<u16>,
+
+    /// Directory for the SQLite database (oih.db) and other local state. Created if missing.
+    #[arg(
+        long,
+        env = "OIH_DATA_DIR",
+        value_name = "DIR",
+        default_value = "./oih-data"
+    )]
+    pub data_dir: PathBuf,
+
+    /// PostgreSQL URL (postgres://user:pass@host/db). Unset: SQLite in the data directory.
+    #[arg(
+        long,
+        env = "OIH_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+
+    /// RabbitMQ URL (amqp://user:pass@host:5672/vhost); OIH's RABBITMQ_URI is read when this
+    /// is not given. Unset: the embedded bus, persisted in the database.
+    #[arg(long, env = "OIH_AMQP_URL", value_name = "URL", hide_env_values = true)]
+    pub amqp_url: Option<String>,
+
+    /// OIH's RABBITMQ_URI variable (see --amqp-url).
+    #[arg(long, env = "RABBITMQ_URI", hide = true, hide_env_values = true)]
+    pub rabbitmq_uri: Option<String>,
+
+    /// Run only these services (comma-separated), e.g. `--only flow-repository`. Default: all.
+    #[arg(
+        long,
+        env = "OIH_ONLY",
+        value_enum,
+        value_delimiter = ',',
+        value_name = "SERVICE"
+    )]
+    pub only: Vec<Service>,
+
+    /// Largest accepted request body: bytes, or a number with kb/mb/gb (as OIH's
+    /// PAYLOAD_SIZE_LIMIT). Larger bodies get 413.
+    #[arg(long, env = "OIH_BODY_LIMIT", value_name = "SIZE", default_value = "10mb", value_parser = parse_size)]
+    pub body_limit: usize,
+
+    /// Seconds to let in-flight requests and workers finish after SIGTERM/SIGINT before they
+    /// are cut off.
+    #[arg(
+        long,
+        env = "OIH_SHUTDOWN_GRACE",
+        value_name = "SECONDS",
+        default_value_t = 30
+    )]
+    pub shutdown_grace: u64,
+}
+
+impl ServeArgs {
+    /// `--listen`, else `0.0.0.0:$PORT`, else the default.
+    pub fn listen_addr(&self) -> String {
+        match (&self.listen, self.port) {
+            (Some(listen), _) => listen.clone(),
+            (None, Some(port)) => format!("0.0.0.0:{port}"),
+            (None, None) => DEFAULT_LISTEN.to_owned(),
+        }
+    }
+
+    pub fn amqp(&self) -> Option<&str> {
+        self.amqp_url.as_deref().or(self.rabbitmq_uri.as_deref())
+    }
+
+    /// The selected services in registry order, without duplicates.
+    pub fn services(&self) -> Vec<Service> {
+        Service::ALL
+            .into_iter()
+            .filter(|s| self.only.is_empty() || self.only.contains(s))
+            .collect()
+    }
+}
+
+/// `1048576`, `512kb`, `10mb`, `1gb` (1024-based, case-insensitive, as body-parser's `bytes`).
+pub fn parse_size(raw: &str) -> Result<usize, String> {
+    let s = raw.trim().to_ascii_lowercase();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    let n: usize = digits
+        .parse()
+        .map_err(|_| format!("{raw:?} is not a size (e.g. 1048576, 512kb, 10mb)"))?;
+    let factor: usize = match unit.trim() {
+        "" | "b" => 1,
+        "kb" => 1 << 10,
+        "mb" => 1 << 20,
+        "gb" => 1 << 30,
+        other => return Err(format!("unknown size unit {other:?} (use b, kb, mb or gb)")),
+    };
+    n.checked_mul(factor)
+        .filter(|&bytes| bytes > 0)
+        .ok_or_else(|| format!("{raw:?} is out of range"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve(args: &[&str]) -> Result<ServeArgs, clap::Error> {
+        let cli = Cli::try_parse_from(["oih", "serve"].iter().chain(args))?;
+        let Command::Serve(args) = cli.command;
+        Ok(args)
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("10mb"), Ok(10 * 1024 * 1024));
+        assert_eq!(parse_size("512KB"), Ok(512 * 1024));
+        assert_eq!(parse_size("1234"), Ok(1234));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("ten").is_err());
+        assert!(parse_size("5tb").is_err());
+    }
+
+    #[test]
+    fn only_is_validated_and_ordered() {
+        let args = serve(&["--only", "secret-service,flow-repository"]).expect("parse");
+        assert_eq!(
+            args.services(),
+            vec![Service::FlowRepository, Service::SecretService]
+        );
+        assert!(serve(&["--only", "flows"]).is_err());
+        assert_eq!(serve(&[]).expect("parse").services().len(), 11);
+    }
+
+    #[test]
+    fn listen_precedence() {
+        let mut args = serve(&[]).expect("parse");
+        args.port = None;
+        args.listen = None;
+        assert_eq!(args.listen_addr(), "127.0.0.1:3000");
+        args.port = Some(3001);
+        assert_eq!(args.listen_addr(), "0.0.0.0:3001");
+        args.listen = Some("[::1]:4000".into());
+        assert_eq!(args.listen_addr(), "[::1]:4000");
+    }
+}

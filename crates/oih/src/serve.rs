@@ -1,0 +1,295 @@
+//! `oih serve`: opens the store and the bus, builds the selected services into one router,
+//! serves it on one listener, and shuts everything down in order on SIGINT/SIGTERM:
+//! stop accepting → let in-flight requests finish → cancel workers → close bus → close store.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use oih_bus::{ExchangeKind, MessageBus};
+use oih_http::{App, BoxError, Built, HealthCheck, Worker};
+use oih_store::Backend;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::ServeArgs;
+use crate::redact;
+use crate::services::{self, ServiceContext};
+
+/// The exchange OIH's services talk over; declaring it (idempotent) proves the bus is up.
+const EVENT_BUS_EXCHANGE: &str = "event-bus";
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(watch_signals(shutdown.clone()));
+
+    let storage = Storage::from_args(&args)?;
+    let backend = oih_store::open(args.database_url.as_deref(), &storage.data_dir)
+        .await
+        .with_context(|| format!("opening the database ({})", storage.describe()))?;
+    let bus = match open_bus(&args, &backend).await {
+        Ok(bus) => bus,
+        Err(e) => {
+            backend.docs.close().await;
+            return Err(e);
+        }
+    };
+
+    let result = serve(&args, &storage, &backend, bus.clone(), shutdown.clone()).await;
+
+    shutdown.cancel();
+    bus.close().await;
+    backend.docs.close().await;
+    tracing::info!("stopped");
+    result
+}
+
+/// Everything between "infrastructure is open" and "infrastructure may be closed".
+async fn serve(
+    args: &ServeArgs,
+    storage: &Storage,
+    backend: &Backend,
+    bus: Arc<dyn MessageBus>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let selected = args.services();
+    let ctx = ServiceContext {
+        docs: backend.docs.clone(),
+        bus: bus.clone(),
+        data_dir: storage.data_dir.clone(),
+        selected: selected.clone(),
+    };
+    let mut app = App::new()
+        .version(env!("CARGO_PKG_VERSION"))
+        .body_limit(args.body_limit)
+        .health_check(store_check(backend))
+        .health_check(bus_check(bus.clone()));
+    let mut mounted = Vec::new();
+    for service in &selected {
+        if let Some(module) = services::build(*service, &ctx)
+            .await
+            .with_context(|| format!("starting {}", service.name()))?
+        {
+            mounted.push(service.name());
+            app = app.module(module);
+        }
+    }
+    if let Some(authenticator) = services::authenticator(&ctx).await? {
+        app = app.authenticator(authenticator);
+    }
+    let Built { router, workers } = app.build();
+
+    let listen = args.listen_addr();
+    let listener = TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    let local = listener.local_addr().context("reading the bound address")?;
+
+    // The start banner: on stdout, for people and for scripts that wait for it.
+    println!(
+        "oih {} listening on http://{local}",
+        env!("CARGO_PKG_VERSION")
+    );
+    println!("  storage:  {}", storage.describe());
+    println!("  bus:      {}", describe_bus(args, bus.as_ref()));
+    println!(
+        "  services: {}",
+        if mounted.is_empty() {
+            "none yet (selected: ".to_owned()
+                + &selected
+                    .iter()
+                    .map(|s| s.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+                + ")"
+        } else {
+            mounted.join(", ")
+        }
+    );
+    tracing::info!(%local, "listening");
+
+    let mut workers_set = spawn_workers(workers, &shutdown);
+    let server = axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .into_future();
+    let mut server = tokio::spawn(server);
+    let grace = Duration::from_secs(args.shutdown_grace);
+
+    // Until shutdown: watch the server and log workers that end early.
+    let mut server_done = None;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            result = &mut server => {
+                server_done = Some(result);
+                shutdown.cancel();
+                break;
+            }
+            Some(joined) = workers_set.join_next() => log_worker_exit(joined),
+        }
+    }
+
+    // Stop accepting, let in-flight requests finish (within the grace period).
+    let served = match server_done {
+        Some(result) => result,
+        None => match tokio::time::timeout(grace, &mut server).await {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::warn!(
+                    ?grace,
+                    "requests still in flight after the grace period; cutting them off"
+                );
+                server.abort();
+                Ok(Ok(()))
+            }
+        },
+    };
+    // Workers were cancelled with the root token; give them the same grace.
+    let drained = tokio::time::timeout(grace, async {
+        while let Some(joined) = workers_set.join_next().await {
+            log_worker_exit(joined);
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            remaining = workers_set.len(),
+            "workers did not stop in time; aborting them"
+        );
+        workers_set.shutdown().await;
+    }
+    served
+        .context("the HTTP server task panicked")?
+        .context("the HTTP server failed")
+}
+
+/// Where documents live, as given on the command line.
+struct Storage {
+    data_dir: PathBuf,
+    database_url: Option<String>,
+}
+
+impl Storage {
+    fn from_args(args: &ServeArgs) -> anyhow::Result<Self> {
+        let data_dir = absolute(&args.data_dir)?;
+        if args.database_url.is_none() {
+            std::fs::create_dir_all(&data_dir)
+                .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
+        }
+        Ok(Self {
+            data_dir,
+            database_url: args.database_url.clone(),
+        })
+    }
+
+    fn describe(&self) -> String {
+        match &self.database_url {
+            Some(url) => redact::url(url),
+            None => format!("SQLite in {}", self.data_dir.display()),
+        }
+    }
+}
+
+fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
+    std::path::absolute(path).with_context(|| format!("resolving {}", path.display()))
+}
+
+/// The message bus: RabbitMQ when a URL is given, else the embedded broker persisted in the
+/// store's message log.
+async fn open_bus(args: &ServeArgs, backend: &Backend) -> anyhow::Result<Arc<dyn MessageBus>> {
+    match args.amqp() {
+        Some(url) => {
+            let bus = oih_bus::amqp::AmqpBus::connect(url, Default::default())
+                .await
+                .with_context(|| format!("connecting to RabbitMQ at {}", redact::url(url)))?;
+            Ok(bus)
+        }
+        None => {
+            let bus = oih_bus::embedded::EmbeddedBus::open(backend.log.clone(), Default::default())
+                .await
+                .context("opening the embedded message bus")?;
+            Ok(bus)
+        }
+    }
+}
+
+fn describe_bus(args: &ServeArgs, bus: &dyn MessageBus) -> String {
+    match args.amqp() {
+        Some(url) => format!("{} ({})", bus.backend(), redact::url(url)),
+        None => format!("{} (persisted in the database)", bus.backend()),
+    }
+}
+
+fn store_check(backend: &Backend) -> HealthCheck {
+    let docs = backend.docs.clone();
+    HealthCheck::new("store", move || {
+        let docs = docs.clone();
+        async move { docs.ping().await.map_err(|e| e.to_string()) }
+    })
+}
+
+fn bus_check(bus: Arc<dyn MessageBus>) -> HealthCheck {
+    HealthCheck::new("bus", move || {
+        let bus = bus.clone();
+        async move {
+            bus.declare_exchange(EVENT_BUS_EXCHANGE, ExchangeKind::Topic)
+                .await
+                .map_err(|e| e.to_string())
+        }
+    })
+}
+
+type WorkerExit = (String, Result<(), BoxError>);
+
+fn spawn_workers(workers: Vec<Worker>, shutdown: &CancellationToken) -> JoinSet<WorkerExit> {
+    let mut set = JoinSet::new();
+    for worker in workers {
+        let name = worker.name.clone();
+        let token = shutdown.child_token();
+        tracing::debug!(worker = %name, "starting worker");
+        set.spawn(async move { (name, worker.run(token).await) });
+    }
+    set
+}
+
+fn log_worker_exit(joined: Result<WorkerExit, tokio::task::JoinError>) {
+    match joined {
+        Ok((name, Ok(()))) => tracing::debug!(worker = %name, "worker stopped"),
+        Ok((name, Err(e))) => tracing::error!(worker = %name, error = %e, "worker failed"),
+        Err(e) => tracing::error!(error = %e, "worker panicked"),
+    }
+}
+
+/// First SIGINT/SIGTERM: graceful shutdown. A second one: exit at once (130), for the
+/// impatient at a terminal.
+async fn watch_signals(shutdown: CancellationToken) {
+    if let Err(e) = next_signal().await {
+        tracing::error!(error = %e, "cannot listen for signals; stop with SIGKILL");
+        return;
+    }
+    tracing::info!("shutting down (send the signal again to exit at once)");
+    shutdown.cancel();
+    if next_signal().await.is_ok() {
+        tracing::warn!("second signal: exiting now");
+        std::process::exit(130);
+    }
+}
+
+#[cfg(unix)]
+async fn next_signal() -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+async fn next_signal() -> std::io::Result<()> {
+    tokio::signal::ctrl_c().await
+}

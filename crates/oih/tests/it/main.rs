@@ -1,0 +1,4 @@
+//! Black-box tests of the `oih` binary.
+
+mod cli;
+mod serve;
