@@ -1,8 +1,9 @@
 //! Benchmarks that print figures (a table for people, one JSON line per result for scripts).
 //!
-//! `cargo run --release -p oih-bench -- bus --help`
+//! `cargo run --release -p oih-bench -- bus --help`, `… -- log --help`
 
 mod bus;
+mod log;
 
 use clap::{Parser, Subcommand};
 
@@ -17,11 +18,14 @@ struct Cli {
 enum Command {
     /// Message bus: publish -> consume -> ack throughput and end-to-end latency.
     Bus(bus::BusArgs),
+    /// Message log alone: how fast the store persists group commits (append + remove).
+    Log(log::LogArgs),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Bus(args) => bus::run(args).await,
+        Command::Log(args) => log::run(args).await,
     }
 }

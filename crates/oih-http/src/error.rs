@@ -330,6 +330,39 @@ async fn shape_errors(State(shape): State<ErrorShape>, res: Response) -> Respons
     shape.reshape(res)
 }
 
+/// Store failures as HTTP errors. Handlers usually map `NotFound` and `Duplicate` themselves
+/// with OIH's exact messages; this is the fallback, so that a store error never becomes a
+/// bare 500 unless the database itself failed.
+impl From<oih_store::StoreError> for ApiError {
+    fn from(err: oih_store::StoreError) -> Self {
+        use oih_store::StoreError;
+        match err {
+            StoreError::NotFound => Self::NotFound("Not found".into()),
+            StoreError::Duplicate(what) => Self::Conflict(format!("Duplicate: {what}")),
+            StoreError::Conflict { .. } => Self::Conflict(
+                "The resource was changed by another request; reload and retry".into(),
+            ),
+            StoreError::Invalid(msg) => Self::BadRequest(msg),
+            StoreError::Unavailable(_) => {
+                Self::Unavailable("The database is temporarily unavailable".into())
+            }
+            other => Self::internal(other),
+        }
+    }
+}
+
+/// Bus failures as HTTP errors: a closed or unreachable bus is a temporary condition.
+impl From<oih_bus::BusError> for ApiError {
+    fn from(err: oih_bus::BusError) -> Self {
+        match err {
+            oih_bus::BusError::Closed => {
+                Self::Unavailable("The message bus is shutting down".into())
+            }
+            other => Self::internal(other),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -375,35 +408,5 @@ mod tests {
             ErrorShape::Errors.body(&err.report()),
             json!({"errors":[{"message":"Internal server error","code":500}]})
         );
-    }
-}
-
-/// Store failures as HTTP errors. Handlers usually map `NotFound` and `Duplicate` themselves
-/// with OIH's exact messages; this is the fallback, so that a store error never becomes a
-/// bare 500 unless the database itself failed.
-impl From<oih_store::StoreError> for ApiError {
-    fn from(err: oih_store::StoreError) -> Self {
-        use oih_store::StoreError;
-        match err {
-            StoreError::NotFound => Self::NotFound("Not found".into()),
-            StoreError::Duplicate(what) => Self::Conflict(format!("Duplicate: {what}")),
-            StoreError::Conflict { .. } => Self::Conflict(
-                "The resource was changed by another request; reload and retry".into(),
-            ),
-            StoreError::Invalid(msg) => Self::BadRequest(msg),
-            other => Self::internal(other),
-        }
-    }
-}
-
-/// Bus failures as HTTP errors: a closed or unreachable bus is a temporary condition.
-impl From<oih_bus::BusError> for ApiError {
-    fn from(err: oih_bus::BusError) -> Self {
-        match err {
-            oih_bus::BusError::Closed => {
-                Self::Unavailable("The message bus is shutting down".into())
-            }
-            other => Self::internal(other),
-        }
     }
 }

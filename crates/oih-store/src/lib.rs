@@ -17,6 +17,7 @@ mod open;
 mod pg;
 mod sql;
 mod sqlite;
+pub mod testing;
 
 pub use doc::{
     Collection, CollectionSpec, DocOps, DocStore, Document, FindOptions, SortOrder, Transaction,

@@ -198,7 +198,7 @@ pub(crate) fn map_err(coll: &str, err: sqlx::Error) -> StoreError {
             return StoreError::Duplicate(format!("{coll}: {}", db.message()));
         }
     }
-    StoreError::Database(err)
+    err.into()
 }
 
 /// A `bus_messages` row; the derive is generic over the row type, so both engines use it.

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::services::Service;
+use crate::services::{Service, ServiceConfigs};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -104,6 +104,14 @@ pub struct ServeArgs {
         default_value_t = 30
     )]
     pub shutdown_grace: u64,
+
+    /// Production mode: refuse insecure defaults instead of generating them (e.g. the Secret
+    /// Service's master key must be given).
+    #[arg(long, env = "OIH_PRODUCTION")]
+    pub production: bool,
+
+    #[command(flatten)]
+    pub services_config: ServiceConfigs,
 }
 
 impl ServeArgs {

@@ -59,7 +59,8 @@ async fn serve(
         docs: backend.docs.clone(),
         bus: bus.clone(),
         data_dir: storage.data_dir.clone(),
-        selected: selected.clone(),
+        production: args.production,
+        configs: args.services_config.clone(),
     };
     let mut app = App::new()
         .version(env!("CARGO_PKG_VERSION"))
@@ -79,7 +80,8 @@ async fn serve(
     if let Some(authenticator) = services::authenticator(&ctx).await? {
         app = app.authenticator(authenticator);
     }
-    let Built { router, workers } = app.build();
+    let Built { router, mut workers } = app.build();
+    workers.push(purge_expired_worker(backend));
 
     let listen = args.listen_addr();
     let listener = TcpListener::bind(&listen)
@@ -292,4 +294,25 @@ async fn next_signal() -> std::io::Result<()> {
 #[cfg(not(unix))]
 async fn next_signal() -> std::io::Result<()> {
     tokio::signal::ctrl_c().await
+}
+
+/// How often expired documents (TTL) are reclaimed. Reads hide them at once; this only frees
+/// the space.
+const PURGE_EVERY: Duration = Duration::from_secs(60);
+
+fn purge_expired_worker(backend: &Backend) -> Worker {
+    let docs = backend.docs.clone();
+    Worker::new("store-ttl-purge", move |token| async move {
+        loop {
+            tokio::select! {
+                () = token.cancelled() => return Ok(()),
+                () = tokio::time::sleep(PURGE_EVERY) => {}
+            }
+            match docs.purge_expired().await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(removed = n, "expired documents purged"),
+                Err(err) => tracing::warn!(error = %err, "purging expired documents failed; will retry"),
+            }
+        }
+    })
 }

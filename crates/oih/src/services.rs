@@ -59,17 +59,27 @@ impl Service {
     }
 }
 
+/// Each service's own settings, flattened into `oih serve`'s flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServiceConfigs {
+    #[command(flatten, next_help_heading = "Flow Repository")]
+    pub flows: oih_flows::Config,
+    #[command(flatten, next_help_heading = "Component Repository")]
+    pub components: oih_components::Config,
+    #[command(flatten, next_help_heading = "Secret Service")]
+    pub secrets: oih_secrets::Config,
+}
+
 /// What `serve` hands every service: shared infrastructure, opened once.
 #[derive(Clone)]
-#[allow(dead_code, reason = "read by the services as they are ported")]
 pub struct ServiceContext {
     pub docs: Arc<dyn DocStore>,
     pub bus: Arc<dyn MessageBus>,
-    /// Absolute; for services that keep files (none yet).
+    /// Absolute; where services keep local files (the generated master key).
     pub data_dir: PathBuf,
-    /// All services selected in this process, so a service can tell whether a peer (e.g.
-    /// IAM) runs in-process or must be reached over HTTP.
-    pub selected: Vec<Service>,
+    /// Refuse insecure defaults (e.g. a generated master key).
+    pub production: bool,
+    pub configs: ServiceConfigs,
 }
 
 /// Builds one service: its routes, docs, health checks and workers. `Ok(None)` while the
@@ -78,20 +88,31 @@ pub async fn build(
     service: Service,
     ctx: &ServiceContext,
 ) -> anyhow::Result<Option<ServiceModule>> {
-    let _ = ctx;
-    match service {
+    let (docs, bus) = (ctx.docs.clone(), ctx.bus.clone());
+    let module = match service {
+        Service::FlowRepository => {
+            oih_flows::module(ctx.configs.flows.clone(), oih_flows::Deps { docs, bus }).await?
+        }
+        Service::ComponentRepository => {
+            let deps = oih_components::Deps { docs, bus };
+            oih_components::module(ctx.configs.components.clone(), deps).await?
+        }
+        Service::SecretService => {
+            let mut config = ctx.configs.secrets.clone();
+            config.data_dir = ctx.data_dir.clone();
+            config.production = ctx.production;
+            oih_secrets::module(config, oih_secrets::Deps { docs, bus }).await?
+        }
         Service::Iam
-        | Service::FlowRepository
-        | Service::ComponentRepository
         | Service::ComponentOrchestrator
         | Service::Webhooks
         | Service::Scheduler
-        | Service::SecretService
         | Service::AuditLog
         | Service::MetaDataRepository
         | Service::IntegrationLayerService
-        | Service::Snapshots => Ok(None),
-    }
+        | Service::Snapshots => return Ok(None),
+    };
+    Ok(Some(module))
 }
 
 /// The token checker for every service's `Auth` extractor: IAM's own lookup when IAM runs in

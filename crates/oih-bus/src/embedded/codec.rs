@@ -24,13 +24,11 @@ pub(super) struct BindingSpec {
 }
 
 impl BindingSpec {
-    /// The record name: unique per (source, destination, pattern). NUL cannot occur in AMQP
-    /// short strings, so it separates the parts unambiguously.
+    /// The record name: unique per (source, destination, pattern). A JSON array keeps the
+    /// parts apart whatever they contain, and stays valid text for PostgreSQL (which refuses
+    /// NUL in text columns).
     pub fn record_name(&self) -> String {
-        format!(
-            "{}\u{0}{}\u{0}{}",
-            self.source, self.destination, self.pattern
-        )
+        serde_json::json!([self.source, self.destination, self.pattern]).to_string()
     }
 }
 

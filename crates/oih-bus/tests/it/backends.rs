@@ -48,3 +48,24 @@ pub async fn embedded_bus() -> Option<Arc<dyn MessageBus>> {
     .expect("open the embedded bus");
     Some(bus)
 }
+
+/// The embedded broker with its log on a fresh schema of the PostgreSQL named by
+/// `OIH_TEST_DATABASE_URL` (skipped when unset). The schema outlives the bus on purpose: the
+/// cleanup of a test may reopen it; later runs sweep it once stale.
+pub async fn embedded_pg_bus() -> Option<Arc<dyn MessageBus>> {
+    let base = oih_store::testing::pg_url()?;
+    let schema = oih_store::testing::PgSchema::create(&base)
+        .await
+        .expect("create a test schema");
+    let backend = oih_store::open(Some(schema.url()), std::path::Path::new("."))
+        .await
+        .expect("open the store on PostgreSQL");
+    std::mem::forget(schema);
+    let bus = oih_bus::embedded::EmbeddedBus::open(
+        backend.log,
+        oih_bus::embedded::EmbeddedOptions::default(),
+    )
+    .await
+    .expect("open the embedded bus");
+    Some(bus)
+}

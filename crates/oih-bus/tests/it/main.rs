@@ -8,8 +8,10 @@ mod amqp;
 mod backends;
 mod conformance;
 mod embedded;
+mod event_bus;
 mod proxy;
 mod support;
 
 support::conformance_tests!(embedded_conformance, crate::backends::embedded_bus);
 support::conformance_tests!(amqp_conformance, crate::backends::amqp_bus);
+support::conformance_tests!(embedded_pg_conformance, crate::backends::embedded_pg_bus);

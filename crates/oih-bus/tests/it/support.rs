@@ -57,6 +57,14 @@ impl Fixture {
         name
     }
 
+    /// Registers a queue created under a name the test chose, for cleanup.
+    pub fn track_queue(&self, name: &str) {
+        self.queues
+            .lock()
+            .expect("fixture lock")
+            .push(name.to_owned());
+    }
+
     pub fn queue_name(&self, label: &str) -> String {
         let name = unique(label);
         self.queues.lock().expect("fixture lock").push(name.clone());
@@ -205,14 +213,24 @@ macro_rules! conformance_tests {
                 deleting_the_queue_ends_its_consumer,
                 close_ends_consumers,
             );
+            $crate::support::conformance_tests!(@each_in event_bus, $make;
+                events_carry_oih_envelope_and_routing_key,
+                unsubscribed_topics_are_not_delivered,
+                nacked_and_unparseable_events_are_dead_lettered,
+                replicas_of_a_service_compete,
+                an_event_without_a_name_is_refused,
+            );
         }
     };
-    (@each $make:path; $($test:ident),* $(,)?) => {$(
+    (@each $make:path; $($test:ident),* $(,)?) => {
+        $crate::support::conformance_tests!(@each_in conformance, $make; $($test),*);
+    };
+    (@each_in $module:ident, $make:path; $($test:ident),* $(,)?) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $test() -> anyhow::Result<()> {
             let Some(bus) = $make().await else { return Ok(()) };
             let fixture = $crate::support::Fixture::new(bus);
-            $crate::support::guarded(&fixture, $crate::conformance::$test(&fixture), $make).await
+            $crate::support::guarded(&fixture, $crate::$module::$test(&fixture), $make).await
         }
     )*};
 }

@@ -2,7 +2,6 @@
 //! against SQLite (a file in a temp dir, and in memory) and PostgreSQL (when
 //! `OIH_TEST_DATABASE_URL` is set; each test gets its own schema).
 
-mod bench;
 mod docs;
 mod filters;
 mod log;

@@ -90,27 +90,14 @@ async fn concurrent_first_open_sqlite() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn concurrent_first_open_postgres() -> anyhow::Result<()> {
-    let Ok(base) = std::env::var(crate::support::PG_ENV) else {
-        eprintln!("skipping: {} not set", crate::support::PG_ENV);
+    let Some(base) = oih_store::testing::pg_url() else {
         return Ok(());
     };
     let tmp = tempfile::tempdir()?;
-    let schema = format!("oih_test_open_{}", std::process::id());
-    let mut admin = sqlx::PgConnection::connect(&base).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&mut admin)
-        .await?;
-    let url = crate::support::with_search_path(&base, &schema);
-    let outcome = async {
-        let opens = (0..4).map(|_| open(Some(&url), tmp.path()));
-        let backends: Vec<_> = futures::future::try_join_all(opens).await?;
-        declare_everywhere(&backends).await
-    }
-    .await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-        .execute(&mut admin)
-        .await?;
-    outcome
+    let schema = oih_store::testing::PgSchema::create(&base).await?;
+    let opens = (0..4).map(|_| open(Some(schema.url()), tmp.path()));
+    let backends: Vec<_> = futures::future::try_join_all(opens).await?;
+    declare_everywhere(&backends).await
 }
 
 async fn declare_everywhere(backends: &[oih_store::Backend]) -> anyhow::Result<()> {

@@ -6,15 +6,10 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::FutureExt;
 use oih_store::{Backend, open};
-use sqlx::Connection;
 use tempfile::TempDir;
-
-pub const PG_ENV: &str = "OIH_TEST_DATABASE_URL";
 
 #[derive(Debug, Clone, Copy)]
 pub enum Engine {
@@ -82,16 +77,11 @@ where
             finish(outcome)
         }
         Engine::Postgres => {
-            let Ok(base) = std::env::var(PG_ENV) else {
-                eprintln!("skipping: {PG_ENV} not set");
+            let Some(base) = oih_store::testing::pg_url() else {
                 return Ok(());
             };
-            let schema = unique_schema_name();
-            let mut admin = sqlx::PgConnection::connect(&base).await?;
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-                .execute(&mut admin)
-                .await?;
-            let url = with_search_path(&base, &schema);
+            let schema = oih_store::testing::PgSchema::create(&base).await?;
+            let url = schema.url().to_owned();
             let outcome = match open(Some(&url), dir.path()).await {
                 Ok(db) => {
                     let ctx = Ctx {
@@ -105,10 +95,7 @@ where
                 }
                 Err(e) => Ok(Err(e.into())),
             };
-            sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-                .execute(&mut admin)
-                .await?;
-            admin.close().await?;
+            drop(schema);
             finish(outcome)
         }
     }
@@ -121,27 +108,6 @@ fn finish(
         Ok(result) => result,
         Err(panic) => std::panic::resume_unwind(panic),
     }
-}
-
-/// Unique across the parallel test processes: pid, clock and a counter.
-fn unique_schema_name() -> String {
-    static SEQ: AtomicUsize = AtomicUsize::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or_default();
-    format!(
-        "oih_test_{}_{nanos}_{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// Adds `options=-c search_path=<schema>` (URL-encoded) so every pooled connection works in
-/// the test's schema.
-pub fn with_search_path(base: &str, schema: &str) -> String {
-    let sep = if base.contains('?') { '&' } else { '?' };
-    format!("{base}{sep}options=-c%20search_path%3D{schema}")
 }
 
 /// Declares one suite of `async fn(Ctx) -> anyhow::Result<()>` tests and instantiates it

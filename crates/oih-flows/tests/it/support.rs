@@ -1,0 +1,386 @@
+//! The test hub: the service mounted like `oih serve` does, its worker running, an observer
+//! queue on the event bus, and request helpers.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use chrono::{DateTime, Utc};
+use http_body_util::BodyExt;
+use oih_bus::embedded::EmbeddedBus;
+use oih_bus::{EventBus, EventStream, MessageBus};
+use oih_core::Event;
+use oih_flows::{Config, Deps};
+use oih_http::testing::StaticAuthenticator;
+use oih_store::testing::PgSchema;
+use oih_store::{
+    Collection, CollectionSpec, DocStore, Document, Filter, FindOptions, MessageLog, StoreError,
+    Transaction,
+};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+async fn sqlite() -> oih_store::Backend {
+    oih_store::open(Some("sqlite::memory:"), Path::new("."))
+        .await
+        .expect("store")
+}
+
+pub const TENANT: &str = "testTenant1";
+pub const OTHER_TENANT: &str = "testTenant2";
+
+/// OIH's test users (test/utils/tokens.js), plus a few this port needs.
+fn authenticator() -> StaticAuthenticator {
+    const RW: &[&str] = &["flows.read", "flows.write"];
+    StaticAuthenticator::new()
+        .with_user("adminToken", "adminId", None, &["all"])
+        .with_user("guestToken", "guestId", Some(TENANT), RW)
+        .with_user("permitToken", "permitId", Some(TENANT), RW)
+        .with_user(
+            "unpermitToken",
+            "unpermitId",
+            Some(TENANT),
+            &["something.else"],
+        )
+        .with_user(
+            "bulkToken",
+            "bulkId",
+            Some(TENANT),
+            &["flows.bulk", "flows.write", "flows.read"],
+        )
+        .with_user(
+            "controlToken",
+            "controlId",
+            Some(TENANT),
+            &["flows.read", "flows.write", "flows.control"],
+        )
+        .with_user(
+            "otherTenantToken",
+            "otherId",
+            Some(OTHER_TENANT),
+            &["flows.read", "flows.write", "flows.control", "flows.bulk"],
+        )
+}
+
+pub struct Hub {
+    pub router: Router,
+    pub bus: Arc<dyn MessageBus>,
+    pub docs: Arc<dyn DocStore>,
+    /// Sees every event the service publishes.
+    observer: EventStream,
+    cancel: CancellationToken,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+    /// Held for its `Drop`; last, so that it goes after everything using the database.
+    _pg: Option<PgSchema>,
+}
+
+impl Hub {
+    /// On a private in-memory SQLite database.
+    pub async fn start() -> Hub {
+        let backend = sqlite().await;
+        Self::on(backend.docs, backend.log, None).await
+    }
+
+    /// On SQLite behind a [`FlakyStore`] the test can make fail.
+    pub async fn start_flaky() -> (Hub, Arc<FlakyStore>) {
+        let backend = sqlite().await;
+        let flaky = Arc::new(FlakyStore::new(backend.docs));
+        let hub = Self::on(flaky.clone(), backend.log, None).await;
+        (hub, flaky)
+    }
+
+    /// On a fresh schema of the PostgreSQL named by `OIH_TEST_DATABASE_URL`; `None` (the test
+    /// is skipped) when it is not set.
+    pub async fn start_postgres() -> Option<Hub> {
+        let base_url = oih_store::testing::pg_url()?;
+        let schema = PgSchema::create(&base_url).await.expect("test schema");
+        let backend = oih_store::open(Some(schema.url()), Path::new("."))
+            .await
+            .expect("store");
+        Some(Self::on(backend.docs, backend.log, Some(schema)).await)
+    }
+
+    async fn on(docs: Arc<dyn DocStore>, log: Arc<dyn MessageLog>, pg: Option<PgSchema>) -> Hub {
+        let bus: Arc<dyn MessageBus> = EmbeddedBus::open(log, Default::default())
+            .await
+            .expect("bus");
+        let observer = EventBus::new(bus.clone(), "test-observer")
+            .await
+            .expect("event bus")
+            .subscribe(&["flow.#", "flowrepo.#"], 100)
+            .await
+            .expect("subscribe");
+        let deps = Deps {
+            docs: docs.clone(),
+            bus: bus.clone(),
+        };
+        let mut module = oih_flows::module(Config::default(), deps)
+            .await
+            .expect("module");
+        let cancel = CancellationToken::new();
+        let workers = std::mem::take(&mut module.workers)
+            .into_iter()
+            .map(|w| {
+                let run = w.run(cancel.clone());
+                tokio::spawn(async move { run.await.expect("worker") })
+            })
+            .collect();
+        let router = oih_http::testing::router(module, authenticator());
+        Hub {
+            router,
+            bus,
+            docs,
+            observer,
+            cancel,
+            workers,
+            _pg: pg,
+        }
+    }
+
+    pub async fn send(&self, req: Request<Body>) -> (StatusCode, Value) {
+        let res = self.router.clone().oneshot(req).await.expect("infallible");
+        let status = res.status();
+        let bytes = res.into_body().collect().await.expect("body").to_bytes();
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        (status, body)
+    }
+
+    pub async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(token) = token {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        let req = match body {
+            Some(body) => req
+                .header("content-type", "application/json")
+                .body(Body::from(body.to_string())),
+            None => req.body(Body::empty()),
+        };
+        self.send(req.expect("request")).await
+    }
+
+    pub async fn get(&self, uri: &str, token: &str) -> (StatusCode, Value) {
+        self.call("GET", uri, Some(token), None).await
+    }
+
+    pub async fn post(&self, uri: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call("POST", uri, Some(token), Some(body)).await
+    }
+
+    pub async fn patch(&self, uri: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call("PATCH", uri, Some(token), Some(body)).await
+    }
+
+    pub async fn delete(&self, uri: &str, token: &str) -> (StatusCode, Value) {
+        self.call("DELETE", uri, Some(token), None).await
+    }
+
+    /// Creates a valid flow and returns its id.
+    pub async fn create(&self, token: &str, flow: Value) -> String {
+        let (status, body) = self.post("/flows", token, flow).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["data"]["id"].as_str().expect("id").to_owned()
+    }
+
+    /// Publishes an event as another service would.
+    pub async fn publish(&self, service: &str, name: &str, payload: Value) {
+        EventBus::new(self.bus.clone(), service)
+            .await
+            .expect("event bus")
+            .publish(Event::new(name, payload))
+            .await
+            .expect("publish");
+    }
+
+    /// The next event named `name` the service published (others are skipped).
+    pub async fn expect_event(&mut self, name: &str) -> Value {
+        let wait = async {
+            loop {
+                let received = self.observer.next().await.expect("bus open");
+                let event = received.event.clone();
+                received.ack().await.expect("ack");
+                if event.name() == name {
+                    return event;
+                }
+            }
+        };
+        let event = tokio::time::timeout(Duration::from_secs(5), wait)
+            .await
+            .unwrap_or_else(|_| panic!("no {name} event within 5s"));
+        assert_eq!(event.headers.service_name, "flow-repository");
+        event.payload
+    }
+
+    /// Waits until `GET /flows/{id}` (as admin) satisfies `done`.
+    pub async fn wait_for(
+        &self,
+        id: &str,
+        what: &str,
+        done: impl Fn(StatusCode, &Value) -> bool,
+    ) -> Value {
+        for _ in 0..100 {
+            let (status, body) = self.get(&format!("/flows/{id}"), "adminToken").await;
+            if done(status, &body) {
+                return body;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("flow {id} never reached: {what}");
+    }
+
+    /// Waits until the flow has `status`.
+    pub async fn wait_for_status(&self, id: &str, status: &str) -> Value {
+        self.wait_for(id, status, |code, body| {
+            code == StatusCode::OK && body["data"]["status"] == status
+        })
+        .await
+    }
+
+    /// Number of messages waiting in a queue (e.g. the service's dead-letter queue).
+    pub async fn queue_len(&self, queue: &str) -> u64 {
+        self.bus.queue_len(queue).await.expect("queue length")
+    }
+
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        for worker in self.workers {
+            worker.await.expect("worker ended");
+        }
+        self.docs.close().await;
+    }
+}
+
+/// The flow OIH's tests add first ("should add a flow").
+pub fn sample_flow(name: &str) -> Value {
+    json!({
+        "type": "ordinary",
+        "name": name,
+        "description": "A description",
+        "graph": {
+            "nodes": [
+                {
+                    "id": "NodeOne",
+                    "componentId": "5ca5c44c187c040010a9bb8b",
+                    "function": "getPersonsPolling",
+                    "credentials_id": "5ca5c44c187c040010a9bb8c",
+                    "fields": {"username": "TestName", "password": "TestPass"}
+                },
+                {
+                    "id": "NodeTwo",
+                    "componentId": "5ca5c44c187c040010a9bb8c",
+                    "function": "transformTestToOih"
+                }
+            ],
+            "edges": [{"source": "NodeOne", "target": "NodeTwo"}]
+        }
+    })
+}
+
+pub fn messages(body: &Value) -> Vec<String> {
+    body["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("errors array expected: {body}"))
+        .iter()
+        .map(|e| e["message"].as_str().expect("message").to_owned())
+        .collect()
+}
+
+pub const UNKNOWN_ID: &str = "5ca5c44c187c040010a9bb8b";
+
+/// A store whose next `fail_updates` updates fail as if the database were briefly away.
+pub struct FlakyStore {
+    inner: Arc<dyn DocStore>,
+    pub fail_updates: AtomicUsize,
+}
+
+impl FlakyStore {
+    pub fn new(inner: Arc<dyn DocStore>) -> Self {
+        Self {
+            inner,
+            fail_updates: AtomicUsize::new(0),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl DocStore for FlakyStore {
+    async fn ensure_collection(
+        &self,
+        coll: Collection,
+        spec: &CollectionSpec,
+    ) -> oih_store::Result<()> {
+        self.inner.ensure_collection(coll, spec).await
+    }
+    async fn begin(&self) -> oih_store::Result<Box<dyn Transaction>> {
+        self.inner.begin().await
+    }
+    async fn insert(
+        &self,
+        coll: Collection,
+        id: &str,
+        body: Value,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> oih_store::Result<Document> {
+        self.inner.insert(coll, id, body, expires_at).await
+    }
+    async fn get(&self, coll: Collection, id: &str) -> oih_store::Result<Option<Document>> {
+        self.inner.get(coll, id).await
+    }
+    async fn update(
+        &self,
+        coll: Collection,
+        id: &str,
+        expected_version: Option<i64>,
+        body: Value,
+    ) -> oih_store::Result<Document> {
+        let failing = self
+            .fail_updates
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if failing {
+            return Err(StoreError::Unavailable("injected failure".into()));
+        }
+        self.inner.update(coll, id, expected_version, body).await
+    }
+    async fn delete(&self, coll: Collection, id: &str) -> oih_store::Result<bool> {
+        self.inner.delete(coll, id).await
+    }
+    async fn find(
+        &self,
+        coll: Collection,
+        filter: &Filter,
+        opts: &FindOptions,
+    ) -> oih_store::Result<Vec<Document>> {
+        self.inner.find(coll, filter, opts).await
+    }
+    async fn count(&self, coll: Collection, filter: &Filter) -> oih_store::Result<u64> {
+        self.inner.count(coll, filter).await
+    }
+    async fn delete_many(&self, coll: Collection, filter: &Filter) -> oih_store::Result<u64> {
+        self.inner.delete_many(coll, filter).await
+    }
+    async fn purge_expired(&self) -> oih_store::Result<u64> {
+        self.inner.purge_expired().await
+    }
+    async fn ping(&self) -> oih_store::Result<()> {
+        self.inner.ping().await
+    }
+    fn engine(&self) -> &'static str {
+        self.inner.engine()
+    }
+    async fn close(&self) {
+        self.inner.close().await
+    }
+}
