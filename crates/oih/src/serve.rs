@@ -68,19 +68,28 @@ async fn serve(
         .health_check(store_check(backend))
         .health_check(bus_check(bus.clone()));
     let mut mounted = Vec::new();
+    let mut authenticator = None;
     for service in &selected {
-        if let Some(module) = services::build(*service, &ctx)
+        if let Some(built) = services::build(*service, &ctx)
             .await
             .with_context(|| format!("starting {}", service.name()))?
         {
             mounted.push(service.name());
-            app = app.module(module);
+            authenticator = authenticator.or(built.authenticator);
+            app = app.module(built.module);
         }
     }
-    if let Some(authenticator) = services::authenticator(&ctx).await? {
-        app = app.authenticator(authenticator);
-    }
-    let Built { router, mut workers } = app.build();
+    // IAM in this process checks tokens without a network hop; otherwise ask the IAM named
+    // by INTROSPECT_ENDPOINT_BASIC, as OIH's services do.
+    let authenticator = match authenticator {
+        Some(local) => local,
+        None => services::remote_authenticator(&ctx)?,
+    };
+    app = app.authenticator(authenticator);
+    let Built {
+        router,
+        mut workers,
+    } = app.build();
     workers.push(purge_expired_worker(backend));
 
     let listen = args.listen_addr();
@@ -311,7 +320,9 @@ fn purge_expired_worker(backend: &Backend) -> Worker {
             match docs.purge_expired().await {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(removed = n, "expired documents purged"),
-                Err(err) => tracing::warn!(error = %err, "purging expired documents failed; will retry"),
+                Err(err) => {
+                    tracing::warn!(error = %err, "purging expired documents failed; will retry")
+                }
             }
         }
     })

@@ -62,12 +62,21 @@ impl Service {
 /// Each service's own settings, flattened into `oih serve`'s flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServiceConfigs {
+    #[command(flatten, next_help_heading = "IAM")]
+    pub iam: oih_iam::Config,
+    #[command(
+        flatten,
+        next_help_heading = "Authentication when IAM runs in another process (--only without iam)"
+    )]
+    pub introspection: oih_iam::IntrospectionConfig,
     #[command(flatten, next_help_heading = "Flow Repository")]
     pub flows: oih_flows::Config,
     #[command(flatten, next_help_heading = "Component Repository")]
     pub components: oih_components::Config,
     #[command(flatten, next_help_heading = "Secret Service")]
     pub secrets: oih_secrets::Config,
+    #[command(flatten, next_help_heading = "Audit Log")]
+    pub audit: oih_audit::Config,
 }
 
 /// What `serve` hands every service: shared infrastructure, opened once.
@@ -82,45 +91,73 @@ pub struct ServiceContext {
     pub configs: ServiceConfigs,
 }
 
+/// A started service, and the token checker it offers the others (IAM only).
+pub struct BuiltService {
+    pub module: ServiceModule,
+    pub authenticator: Option<Arc<dyn Authenticator>>,
+}
+
+impl From<ServiceModule> for BuiltService {
+    fn from(module: ServiceModule) -> Self {
+        Self {
+            module,
+            authenticator: None,
+        }
+    }
+}
+
 /// Builds one service: its routes, docs, health checks and workers. `Ok(None)` while the
 /// service has not been ported.
-pub async fn build(
-    service: Service,
-    ctx: &ServiceContext,
-) -> anyhow::Result<Option<ServiceModule>> {
+pub async fn build(service: Service, ctx: &ServiceContext) -> anyhow::Result<Option<BuiltService>> {
     let (docs, bus) = (ctx.docs.clone(), ctx.bus.clone());
-    let module = match service {
+    let built = match service {
+        Service::Iam => {
+            let iam = oih_iam::module(ctx.configs.iam.clone(), oih_iam::Deps { docs, bus }).await?;
+            BuiltService {
+                module: iam.module,
+                authenticator: Some(iam.authenticator),
+            }
+        }
         Service::FlowRepository => {
-            oih_flows::module(ctx.configs.flows.clone(), oih_flows::Deps { docs, bus }).await?
+            oih_flows::module(ctx.configs.flows.clone(), oih_flows::Deps { docs, bus })
+                .await?
+                .into()
         }
         Service::ComponentRepository => {
             let deps = oih_components::Deps { docs, bus };
-            oih_components::module(ctx.configs.components.clone(), deps).await?
+            oih_components::module(ctx.configs.components.clone(), deps)
+                .await?
+                .into()
         }
         Service::SecretService => {
             let mut config = ctx.configs.secrets.clone();
             config.data_dir = ctx.data_dir.clone();
             config.production = ctx.production;
-            oih_secrets::module(config, oih_secrets::Deps { docs, bus }).await?
+            oih_secrets::module(config, oih_secrets::Deps { docs, bus })
+                .await?
+                .into()
         }
-        Service::Iam
-        | Service::ComponentOrchestrator
+        Service::AuditLog => {
+            oih_audit::module(ctx.configs.audit.clone(), oih_audit::Deps { docs, bus })
+                .await?
+                .into()
+        }
+        Service::ComponentOrchestrator
         | Service::Webhooks
         | Service::Scheduler
-        | Service::AuditLog
         | Service::MetaDataRepository
         | Service::IntegrationLayerService
         | Service::Snapshots => return Ok(None),
     };
-    Ok(Some(module))
+    Ok(Some(built))
 }
 
-/// The token checker for every service's `Auth` extractor: IAM's own lookup when IAM runs in
-/// this process, introspection over HTTP otherwise (the IAM task fills this in). `None`: no
-/// service can authenticate callers yet, and an `Auth` extractor answers 500.
-pub async fn authenticator(ctx: &ServiceContext) -> anyhow::Result<Option<Arc<dyn Authenticator>>> {
-    let _ = ctx;
-    Ok(None)
+/// The token checker when IAM does not run in this process: OIH's introspection endpoint
+/// (`INTROSPECT_ENDPOINT_BASIC`, with local JWT verification when keys are configured).
+pub fn remote_authenticator(ctx: &ServiceContext) -> anyhow::Result<Arc<dyn Authenticator>> {
+    let authenticator: Arc<dyn Authenticator> =
+        oih_iam::IntrospectionAuthenticator::new(&ctx.configs.introspection)?;
+    Ok(authenticator)
 }
 
 #[cfg(test)]

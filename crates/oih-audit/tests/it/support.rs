@@ -1,0 +1,316 @@
+//! The test hub: the service mounted like `oih serve` does, its ingest worker running, and
+//! request helpers.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use chrono::{DateTime, Utc};
+use http_body_util::BodyExt;
+use oih_audit::store::LogStore;
+use oih_audit::{Config, Deps};
+use oih_bus::embedded::EmbeddedBus;
+use oih_bus::{EventBus, MessageBus};
+use oih_core::Event;
+use oih_http::testing::StaticAuthenticator;
+use oih_store::testing::PgSchema;
+use oih_store::{
+    Collection, CollectionSpec, DocStore, Document, Filter, FindOptions, MessageLog, StoreError,
+    Transaction,
+};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+pub const TENANT: &str = "TestTenant";
+pub const OTHER_TENANT: &str = "OtherTenant";
+
+/// OIH's test users (test/utils/tokens.js) plus the ones the extra cases need.
+fn authenticator() -> StaticAuthenticator {
+    const RW: &[&str] = &["logs.read", "logs.push"];
+    StaticAuthenticator::new()
+        .with_user("adminToken", "adminId", None, &["all"])
+        .with_user("userToken", "userId", Some(TENANT), RW)
+        .with_user("otherToken", "otherId", Some(OTHER_TENANT), RW)
+        .with_user("readToken", "readerId", Some(TENANT), &["logs.read"])
+        .with_user("noTenantToken", "loneId", None, RW)
+        .with_user("tenantAdminToken", "taId", Some(TENANT), &["tenant.all"])
+        .with_user("unpermitToken", "unpermitId", Some(TENANT), &["flows.read"])
+}
+
+pub struct Hub {
+    pub router: Router,
+    pub bus: Arc<dyn MessageBus>,
+    pub docs: Arc<dyn DocStore>,
+    pub logs: LogStore,
+    cancel: CancellationToken,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+    /// Held for its `Drop`; last, so that it goes after everything using the database.
+    _pg: Option<PgSchema>,
+}
+
+async fn sqlite() -> oih_store::Backend {
+    oih_store::open(Some("sqlite::memory:"), Path::new("."))
+        .await
+        .expect("store")
+}
+
+impl Hub {
+    pub async fn start() -> Hub {
+        let backend = sqlite().await;
+        Self::on(backend.docs, backend.log, None, Config::default()).await
+    }
+
+    pub async fn start_with(config: Config) -> Hub {
+        let backend = sqlite().await;
+        Self::on(backend.docs, backend.log, None, config).await
+    }
+
+    /// On SQLite behind a [`FlakyStore`] the test can make fail.
+    pub async fn start_flaky() -> (Hub, Arc<FlakyStore>) {
+        let backend = sqlite().await;
+        let flaky = Arc::new(FlakyStore::new(backend.docs));
+        let hub = Self::on(flaky.clone(), backend.log, None, Config::default()).await;
+        (hub, flaky)
+    }
+
+    pub async fn start_postgres() -> Option<Hub> {
+        let base_url = oih_store::testing::pg_url()?;
+        let schema = PgSchema::create(&base_url).await.expect("test schema");
+        let backend = oih_store::open(Some(schema.url()), Path::new("."))
+            .await
+            .expect("store");
+        Some(Self::on(backend.docs, backend.log, Some(schema), Config::default()).await)
+    }
+
+    async fn on(
+        docs: Arc<dyn DocStore>,
+        log: Arc<dyn MessageLog>,
+        pg: Option<PgSchema>,
+        config: Config,
+    ) -> Hub {
+        let bus: Arc<dyn MessageBus> = EmbeddedBus::open(log, Default::default())
+            .await
+            .expect("bus");
+        let deps = Deps {
+            docs: docs.clone(),
+            bus: bus.clone(),
+        };
+        let mut module = oih_audit::module(config, deps).await.expect("module");
+        let cancel = CancellationToken::new();
+        let workers = std::mem::take(&mut module.workers)
+            .into_iter()
+            .map(|w| {
+                let run = w.run(cancel.clone());
+                tokio::spawn(async move { run.await.expect("worker") })
+            })
+            .collect();
+        let router = oih_http::testing::router(module, authenticator());
+        let logs = LogStore::open(docs.clone()).await.expect("log store");
+        Hub {
+            router,
+            bus,
+            docs,
+            logs,
+            cancel,
+            workers,
+            _pg: pg,
+        }
+    }
+
+    pub async fn send(&self, req: Request<Body>) -> (StatusCode, Value) {
+        let res = self.router.clone().oneshot(req).await.expect("infallible");
+        let status = res.status();
+        let bytes = res.into_body().collect().await.expect("body").to_bytes();
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        (status, body)
+    }
+
+    pub async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(token) = token {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        let req = match body {
+            Some(body) => req
+                .header("content-type", "application/json")
+                .body(Body::from(body.to_string())),
+            None => req.body(Body::empty()),
+        };
+        self.send(req.expect("request")).await
+    }
+
+    pub async fn get(&self, uri: &str, token: &str) -> (StatusCode, Value) {
+        self.call("GET", uri, Some(token), None).await
+    }
+
+    pub async fn post(&self, uri: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call("POST", uri, Some(token), Some(body)).await
+    }
+
+    /// Pushes an entry as admin and returns its id.
+    pub async fn push(&self, body: Value) -> String {
+        let (status, res) = self.post("/logs", "adminToken", body).await;
+        assert_eq!(status, StatusCode::CREATED, "{res}");
+        res["_id"].as_str().expect("_id").to_owned()
+    }
+
+    /// Publishes an event as another service does.
+    pub async fn publish(&self, service: &str, name: &str, payload: Value) {
+        EventBus::new(self.bus.clone(), service)
+            .await
+            .expect("event bus")
+            .publish(Event::new(name, payload))
+            .await
+            .expect("publish");
+    }
+
+    /// Waits until `GET uri` (as admin) satisfies `done`.
+    pub async fn wait_for(&self, uri: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        for _ in 0..200 {
+            let (status, body) = self.get(uri, "adminToken").await;
+            // `data` and `meta.total` are two reads: accept only a consistent first page.
+            let consistent = body["data"].as_array().map(|d| d.len() as u64)
+                == body["meta"]["total"]
+                    .as_u64()
+                    .zip(body["meta"]["perPage"].as_u64())
+                    .map(|(total, per_page)| total.min(per_page));
+            if status == StatusCode::OK && consistent && done(&body) {
+                return body;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("{uri} never showed {what}");
+    }
+
+    /// `/logs/verify` for one chain, as admin.
+    pub async fn verify(&self, tenant: &str) -> Value {
+        let (status, body) = self
+            .get(
+                &format!("/logs/verify?filter[tenant]={tenant}"),
+                "adminToken",
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["data"].as_array().map(Vec::len), Some(1), "{body}");
+        body["data"][0].clone()
+    }
+
+    pub async fn queue_len(&self, queue: &str) -> u64 {
+        self.bus.queue_len(queue).await.expect("queue length")
+    }
+
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        for worker in self.workers {
+            worker.await.expect("worker ended");
+        }
+        self.docs.close().await;
+    }
+}
+
+pub fn messages(body: &Value) -> Vec<String> {
+    body["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("errors array expected: {body}"))
+        .iter()
+        .map(|e| e["message"].as_str().expect("message").to_owned())
+        .collect()
+}
+
+/// A store whose next `fail_begins` transactions fail as if the database were briefly away.
+pub struct FlakyStore {
+    inner: Arc<dyn DocStore>,
+    pub fail_begins: AtomicUsize,
+}
+
+impl FlakyStore {
+    pub fn new(inner: Arc<dyn DocStore>) -> Self {
+        Self {
+            inner,
+            fail_begins: AtomicUsize::new(0),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl DocStore for FlakyStore {
+    async fn ensure_collection(
+        &self,
+        coll: Collection,
+        spec: &CollectionSpec,
+    ) -> oih_store::Result<()> {
+        self.inner.ensure_collection(coll, spec).await
+    }
+    async fn begin(&self) -> oih_store::Result<Box<dyn Transaction>> {
+        let failing = self
+            .fail_begins
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if failing {
+            return Err(StoreError::Unavailable("injected failure".into()));
+        }
+        self.inner.begin().await
+    }
+    async fn insert(
+        &self,
+        coll: Collection,
+        id: &str,
+        body: Value,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> oih_store::Result<Document> {
+        self.inner.insert(coll, id, body, expires_at).await
+    }
+    async fn get(&self, coll: Collection, id: &str) -> oih_store::Result<Option<Document>> {
+        self.inner.get(coll, id).await
+    }
+    async fn update(
+        &self,
+        coll: Collection,
+        id: &str,
+        expected_version: Option<i64>,
+        body: Value,
+    ) -> oih_store::Result<Document> {
+        self.inner.update(coll, id, expected_version, body).await
+    }
+    async fn delete(&self, coll: Collection, id: &str) -> oih_store::Result<bool> {
+        self.inner.delete(coll, id).await
+    }
+    async fn find(
+        &self,
+        coll: Collection,
+        filter: &Filter,
+        opts: &FindOptions,
+    ) -> oih_store::Result<Vec<Document>> {
+        self.inner.find(coll, filter, opts).await
+    }
+    async fn count(&self, coll: Collection, filter: &Filter) -> oih_store::Result<u64> {
+        self.inner.count(coll, filter).await
+    }
+    async fn delete_many(&self, coll: Collection, filter: &Filter) -> oih_store::Result<u64> {
+        self.inner.delete_many(coll, filter).await
+    }
+    async fn purge_expired(&self) -> oih_store::Result<u64> {
+        self.inner.purge_expired().await
+    }
+    async fn ping(&self) -> oih_store::Result<()> {
+        self.inner.ping().await
+    }
+    fn engine(&self) -> &'static str {
+        self.inner.engine()
+    }
+    async fn close(&self) {
+        self.inner.close().await
+    }
+}

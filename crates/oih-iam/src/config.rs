@@ -1,0 +1,188 @@
+//! IAM's settings, with OIH's environment variable names where OIH has one (iam-ils.md §2).
+
+use std::convert::Infallible;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::jwt::JwtAlgorithm;
+
+/// A password, key or token from the configuration: `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = Infallible;
+    fn from_str(s: &str) -> Result<Self, Infallible> {
+        Ok(Self::new(s))
+    }
+}
+
+/// What `POST /login` hands out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TokenFormat {
+    /// OIH's opaque 171-character tokens, checked by introspection.
+    Opaque,
+    /// Signed JWTs that services can verify locally.
+    Jwt,
+}
+
+/// IAM configuration. `serve` flattens it into its own command line.
+#[derive(Debug, Clone, clap::Args)]
+#[group(id = "iam")]
+pub struct Config {
+    /// Username (an e-mail address) of the admin account created on first start.
+    #[arg(
+        long = "iam-admin-username",
+        env = "IAM_ACC_ADMIN_USERNAME",
+        default_value = "admin@example.com"
+    )]
+    pub admin_username: String,
+
+    /// Password of that admin account. When unset, a random one is generated and printed once
+    /// on first start.
+    #[arg(long = "iam-admin-password", env = "IAM_ACC_ADMIN_PASSWORD")]
+    pub admin_password: Option<Secret>,
+
+    /// Username of the service account created on first start for the hub's own
+    /// service-to-service calls (it gets `all` and a persistent token).
+    #[arg(
+        long = "iam-service-account-username",
+        env = "IAM_ACC_SERVICEACCOUNT_USERNAME",
+        default_value = "service-iam@example.com"
+    )]
+    pub service_account_username: String,
+
+    /// Default lifespan of tokens (login tokens, and API tokens without `expiresIn`), as an
+    /// `ms`-style duration: `90s`, `30m`, `3h`, `2d`.
+    #[arg(
+        long = "iam-token-lifespan",
+        env = "IAM_JWT_EXPIRES",
+        default_value = "3h"
+    )]
+    pub token_lifespan: String,
+
+    /// Login token format: `opaque` (OIH's) or `jwt`. API tokens (`POST /api/v1/tokens`,
+    /// including persistent ones) stay opaque either way, so they can be revoked.
+    #[arg(
+        long = "iam-token-format",
+        env = "IAM_TOKEN_FORMAT",
+        value_enum,
+        default_value = "opaque"
+    )]
+    pub token_format: TokenFormat,
+
+    /// JWT signature family: `HMAC` (HS256) or `RSA` (RS256, with a JWKS endpoint).
+    #[arg(
+        long = "iam-jwt-algorithm-type",
+        env = "IAM_JWT_ALGORITHM_TYPE",
+        value_enum,
+        default_value = "HMAC"
+    )]
+    pub jwt_algorithm: JwtAlgorithm,
+
+    /// HS256 secret. When unset, secrets are generated, stored and rotated like RSA keys.
+    #[arg(
+        long = "iam-jwt-secret",
+        env = "IAM_JWT_SECRET",
+        hide_env_values = true
+    )]
+    pub jwt_secret: Option<Secret>,
+
+    /// JWT `aud` claim.
+    #[arg(
+        long = "iam-jwt-audience",
+        env = "IAM_JWT_AUDIENCE",
+        default_value = "example.com"
+    )]
+    pub jwt_audience: String,
+
+    /// IAM's public base URL, the JWT `iss` claim.
+    #[arg(
+        long = "iam-baseurl",
+        env = "IAM_BASEURL",
+        default_value = "https://127.0.0.1:3099"
+    )]
+    pub base_url: String,
+
+    /// How long a generated JWT key signs before a new one replaces it, in seconds (it keeps
+    /// verifying for one token lifespan longer).
+    #[arg(long = "iam-jwt-key-rotation-seconds", default_value_t = 30 * 24 * 3600)]
+    pub jwt_key_rotation_seconds: u64,
+
+    /// Memory cost of new argon2id password hashes, in KiB.
+    #[arg(long = "iam-argon2-memory-kib", default_value_t = 19 * 1024)]
+    pub argon2_memory_kib: u32,
+
+    /// Time cost (passes) of new argon2id password hashes.
+    #[arg(long = "iam-argon2-iterations", default_value_t = 2)]
+    pub argon2_iterations: u32,
+
+    /// How long the in-process authenticator trusts a token it has checked, in seconds
+    /// (revocations made through this IAM clear it at once).
+    #[arg(long = "iam-auth-cache-seconds", default_value_t = 10)]
+    pub auth_cache_seconds: u64,
+
+    /// A token's sliding expiry is pushed forward at most this often, in seconds, so that
+    /// using a token does not write to the database on every request.
+    #[arg(long = "iam-token-refresh-seconds", default_value_t = 300)]
+    pub token_refresh_seconds: u64,
+
+    /// Failed logins for one username before further attempts are refused for a while.
+    #[arg(long = "iam-login-max-failures", default_value_t = 5)]
+    pub login_max_failures: u32,
+
+    /// How long a username stays locked after too many failed logins, in seconds.
+    #[arg(long = "iam-login-lockout-seconds", default_value_t = 60)]
+    pub login_lockout_seconds: u64,
+}
+
+impl Config {
+    pub(crate) fn auth_cache_ttl(&self) -> Duration {
+        Duration::from_secs(self.auth_cache_seconds)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+    use crate::IntrospectionConfig;
+
+    /// `serve` flattens both into one command line: names must not clash.
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        iam: Config,
+        #[command(flatten)]
+        introspection: IntrospectionConfig,
+    }
+
+    #[test]
+    fn configs_compose_and_default_like_oih() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from(["oih", "--iam-admin-password", "pw"]).expect("parse");
+        assert_eq!(cli.iam.admin_username, "admin@example.com");
+        assert_eq!(cli.iam.token_lifespan, "3h");
+        assert_eq!(cli.iam.token_format, TokenFormat::Opaque);
+        assert_eq!(format!("{:?}", cli.iam.admin_password), "Some(Secret(***))");
+        assert_eq!(cli.introspection.iam_token.expose(), "NoToken");
+    }
+}

@@ -1,0 +1,123 @@
+//! The IAM service (iam-ils.md §1–§11): accounts, tenants, roles, permissions, opaque tokens
+//! (and, configurable, HS256/RS256 JWT login tokens with a JWKS), login/logout and token
+//! introspection, with OIH's paths, bodies, status codes and `{message}` errors; plus the two
+//! [`oih_http::Authenticator`]s every other service authenticates with:
+//! [`LocalAuthenticator`] (IAM in the same process: no network hop, a short cache) and
+//! [`IntrospectionAuthenticator`] (a service running alone: local JWT verification, OIH's
+//! introspection call for opaque tokens).
+//!
+//! Layout: `model` (documents and validation), `store` (the `iam_*` collections), `password`,
+//! `tokens` (minting, lookup, expiry), `jwt` (signing, keys, rotation), `access` (the caller
+//! and IAM's guards), `routes/*` (handlers), `events`, `throttle`, `bootstrap`, `authn`.
+
+mod access;
+mod authn;
+mod bootstrap;
+mod cache;
+mod config;
+mod events;
+mod jwt;
+mod model;
+mod password;
+mod permissions;
+mod routes;
+mod state;
+mod store;
+mod throttle;
+mod tokens;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use oih_bus::MessageBus;
+use oih_http::{Authenticator, BoxError, ErrorShape, ServiceModule, Worker};
+use oih_store::DocStore;
+
+pub use authn::{IntrospectionAuthenticator, IntrospectionConfig, LocalAuthenticator};
+pub use config::{Config, Secret, TokenFormat};
+pub use jwt::JwtAlgorithm;
+pub use permissions::{COMMON_PERMISSIONS, RESTRICTED_PERMISSIONS};
+
+/// The service's name on the event bus and in metrics (OIH's IAM publishes as `accounts`
+/// on the bus; the module name is what `serve --only` selects).
+pub const SERVICE_NAME: &str = "iam";
+const EVENT_SERVICE_NAME: &str = "accounts";
+
+/// What IAM needs from the hub.
+#[derive(Clone)]
+pub struct Deps {
+    pub docs: Arc<dyn DocStore>,
+    pub bus: Arc<dyn MessageBus>,
+}
+
+/// Why IAM could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("store: {0}")]
+    Store(#[from] oih_store::StoreError),
+    #[error("bus: {0}")]
+    Bus(#[from] oih_bus::BusError),
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("stored IAM data is not valid: {0}")]
+    Data(String),
+    #[error("http client: {0}")]
+    Http(#[from] reqwest::Error),
+}
+
+/// What `serve` gets from IAM: the routes, the authenticator the other services use when IAM
+/// runs in the same process, and the hub's own service token.
+pub struct Iam {
+    pub module: ServiceModule,
+    /// Checks tokens against IAM's store through a short in-memory cache. Using a token writes
+    /// at most one expiry extension per refresh interval, never one per request.
+    pub authenticator: Arc<dyn Authenticator>,
+    /// The persistent token of the bootstrap service account (`iam.token.*` and `all`), for
+    /// services that call IAM over HTTP (OIH's `IAM_TOKEN`).
+    pub service_token: String,
+}
+
+/// Builds IAM: declares its collections, runs the first-start bootstrap and returns the module.
+pub async fn module(config: Config, deps: Deps) -> Result<Iam, Error> {
+    let state = state::AppState::open(&config, &deps).await?;
+    let service_token = bootstrap::run(&state, &config).await?;
+    let authenticator: Arc<dyn Authenticator> = Arc::new(LocalAuthenticator::new(state.clone()));
+    let mut module = ServiceModule::new(
+        SERVICE_NAME,
+        ErrorShape::Message,
+        routes::router(state.clone()),
+    );
+    if state.jwt.is_some() {
+        module = module.with_worker(Worker::new("iam-jwt-keys", move |cancel| {
+            rotate_keys(state, cancel)
+        }));
+    }
+    Ok(Iam {
+        module,
+        authenticator,
+        service_token,
+    })
+}
+
+/// How often the JWT key set is reloaded (picking up keys other replicas made) and rotated.
+const KEY_REFRESH: Duration = Duration::from_secs(60);
+
+async fn rotate_keys(
+    state: state::AppState,
+    cancel: tokio_util::sync::CancellationToken,
+) -> Result<(), BoxError> {
+    let Some(jwt) = state.jwt.as_ref() else {
+        return Ok(());
+    };
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return Ok(()),
+            () = tokio::time::sleep(KEY_REFRESH) => {
+                // A failed refresh keeps the current keys; the next tick tries again.
+                if let Err(err) = jwt.refresh(&state.repo).await {
+                    tracing::warn!(error = %err, "JWT key refresh failed");
+                }
+            }
+        }
+    }
+}
