@@ -77,6 +77,8 @@ pub struct ServiceConfigs {
     pub secrets: oih_secrets::Config,
     #[command(flatten, next_help_heading = "Audit Log")]
     pub audit: oih_audit::Config,
+    #[command(flatten, next_help_heading = "Scheduler")]
+    pub scheduler: oih_scheduler::Config,
 }
 
 /// What `serve` hands every service: shared infrastructure, opened once.
@@ -124,8 +126,14 @@ pub async fn build(service: Service, ctx: &ServiceContext) -> anyhow::Result<Opt
                 .into()
         }
         Service::ComponentRepository => {
+            let mut config = ctx.configs.components.clone();
+            config.builtins = builtin_catalogue()?;
             let deps = oih_components::Deps { docs, bus };
-            oih_components::module(ctx.configs.components.clone(), deps)
+            oih_components::module(config, deps).await?.into()
+        }
+        Service::Scheduler => {
+            let deps = oih_scheduler::Deps { docs, bus };
+            oih_scheduler::module(ctx.configs.scheduler.clone(), deps)
                 .await?
                 .into()
         }
@@ -144,12 +152,21 @@ pub async fn build(service: Service, ctx: &ServiceContext) -> anyhow::Result<Opt
         }
         Service::ComponentOrchestrator
         | Service::Webhooks
-        | Service::Scheduler
         | Service::MetaDataRepository
         | Service::IntegrationLayerService
         | Service::Snapshots => return Ok(None),
     };
     Ok(Some(built))
+}
+
+/// The runtime's builtin components as Component Repository entries, so flows can reference
+/// them by id. The two crates do not know each other; their JSON shapes agree.
+fn builtin_catalogue() -> anyhow::Result<Vec<oih_components::BuiltinDescriptor>> {
+    oih_runtime::catalogue()
+        .descriptors()
+        .into_iter()
+        .map(|d| Ok(serde_json::from_value(serde_json::to_value(d)?)?))
+        .collect()
 }
 
 /// The token checker when IAM does not run in this process: OIH's introspection endpoint
@@ -163,6 +180,32 @@ pub fn remote_authenticator(ctx: &ServiceContext) -> anyhow::Result<Arc<dyn Auth
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_builtin_component_is_listed_by_the_component_repository() {
+        let listed = builtin_catalogue().expect("runtime descriptors convert");
+        let names: Vec<&str> = listed.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "webhook",
+                "scheduler",
+                "http-request",
+                "jsonata",
+                "filter",
+                "router",
+                "splitter",
+                "webhook-reply",
+                "log",
+                "noop"
+            ]
+        );
+        assert!(
+            listed
+                .iter()
+                .all(|d| !d.triggers.is_empty() || !d.actions.is_empty())
+        );
+    }
 
     #[test]
     fn names_match_the_cli_values() {
