@@ -38,21 +38,15 @@ pub enum LogFormat {
 pub enum Command {
     /// Run the hub: every service (or those given with --only) on one HTTP listener.
     Serve(ServeArgs),
+    /// Secret Service maintenance: re-encrypt, re-wrap keys, import an OIH secret store.
+    Secrets(crate::admin::SecretsArgs),
+    /// Meta Data Repository maintenance: import a set of JSON Schemas.
+    Metadata(crate::admin::MetadataArgs),
 }
 
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
-
-#[derive(Debug, Args)]
-pub struct ServeArgs {
-    /// Address to listen on, host:port [default: 127.0.0.1:3000]. When it is not given but
-    /// OIH's PORT is set, listens on 0.0.0.0:$PORT.
-    #[arg(long, env = "OIH_LISTEN", value_name = "HOST:PORT")]
-    pub listen: Option<String>,
-
-    /// OIH's PORT variable (see --listen).
-    #[arg(long, env = "PORT", hide = true)]
-    pub port: Option<u16>,
-
+/// Where the hub keeps its data; shared by `serve` and the maintenance commands.
+#[derive(Debug, Clone, Args)]
+pub struct StorageArgs {
     /// Directory for the SQLite database (oih.db) and other local state. Created if missing.
     #[arg(
         long,
@@ -70,6 +64,23 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on, host:port [default: 127.0.0.1:3000]. When it is not given but
+    /// OIH's PORT is set, listens on 0.0.0.0:$PORT.
+    #[arg(long, env = "OIH_LISTEN", value_name = "HOST:PORT")]
+    pub listen: Option<String>,
+
+    /// OIH's PORT variable (see --listen).
+    #[arg(long, env = "PORT", hide = true)]
+    pub port: Option<u16>,
+
+    #[command(flatten)]
+    pub storage: StorageArgs,
 
     /// RabbitMQ URL (amqp://user:pass@host:5672/vhost); OIH's RABBITMQ_URI is read when this
     /// is not given. Unset: the embedded bus, persisted in the database.
@@ -163,8 +174,10 @@ mod tests {
 
     fn serve(args: &[&str]) -> Result<ServeArgs, clap::Error> {
         let cli = Cli::try_parse_from(["oih", "serve"].iter().chain(args))?;
-        let Command::Serve(args) = cli.command;
-        Ok(args)
+        match cli.command {
+            Command::Serve(args) => Ok(args),
+            other => panic!("parsed as another command: {other:?}"),
+        }
     }
 
     #[test]

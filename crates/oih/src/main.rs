@@ -1,9 +1,11 @@
 //! `oih`: the Open Integration Hub in one binary.
 
+mod admin;
 mod cli;
 mod redact;
 mod serve;
 mod services;
+mod storage;
 mod telemetry;
 
 use std::process::ExitCode;
@@ -18,6 +20,8 @@ async fn main() -> ExitCode {
     telemetry::init(cli.log_format);
     let result = match cli.command {
         Command::Serve(args) => serve::run(args).await,
+        Command::Secrets(args) => admin::secrets(args).await,
+        Command::Metadata(args) => admin::metadata(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,7 +2,6 @@
 //! serves it on one listener, and shuts everything down in order on SIGINT/SIGTERM:
 //! stop accepting → let in-flight requests finish → cancel workers → close bus → close store.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::ServeArgs;
 use crate::redact;
 use crate::services::{self, ServiceContext};
+use crate::storage::Storage;
 
 /// The exchange OIH's services talk over; declaring it (idempotent) proves the bus is up.
 const EVENT_BUS_EXCHANGE: &str = "event-bus";
@@ -25,10 +25,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     tokio::spawn(watch_signals(shutdown.clone()));
 
-    let storage = Storage::from_args(&args)?;
-    let backend = oih_store::open(args.database_url.as_deref(), &storage.data_dir)
-        .await
-        .with_context(|| format!("opening the database ({})", storage.describe()))?;
+    let storage = Storage::from_args(&args.storage)?;
+    let backend = storage.open().await?;
     let bus = match open_bus(&args, &backend).await {
         Ok(bus) => bus,
         Err(e) => {
@@ -174,37 +172,6 @@ async fn serve(
     served
         .context("the HTTP server task panicked")?
         .context("the HTTP server failed")
-}
-
-/// Where documents live, as given on the command line.
-struct Storage {
-    data_dir: PathBuf,
-    database_url: Option<String>,
-}
-
-impl Storage {
-    fn from_args(args: &ServeArgs) -> anyhow::Result<Self> {
-        let data_dir = absolute(&args.data_dir)?;
-        if args.database_url.is_none() {
-            std::fs::create_dir_all(&data_dir)
-                .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
-        }
-        Ok(Self {
-            data_dir,
-            database_url: args.database_url.clone(),
-        })
-    }
-
-    fn describe(&self) -> String {
-        match &self.database_url {
-            Some(url) => redact::url(url),
-            None => format!("SQLite in {}", self.data_dir.display()),
-        }
-    }
-}
-
-fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
-    std::path::absolute(path).with_context(|| format!("resolving {}", path.display()))
 }
 
 /// The message bus: RabbitMQ when a URL is given, else the embedded broker persisted in the

@@ -79,6 +79,8 @@ pub struct ServiceConfigs {
     pub audit: oih_audit::Config,
     #[command(flatten, next_help_heading = "Scheduler")]
     pub scheduler: oih_scheduler::Config,
+    #[command(flatten, next_help_heading = "Meta Data Repository")]
+    pub metadata: oih_metadata::Config,
 }
 
 /// What `serve` hands every service: shared infrastructure, opened once.
@@ -145,6 +147,12 @@ pub async fn build(service: Service, ctx: &ServiceContext) -> anyhow::Result<Opt
                 .await?
                 .into()
         }
+        Service::MetaDataRepository => {
+            let deps = oih_metadata::Deps { docs, bus };
+            oih_metadata::module(ctx.configs.metadata.clone(), deps)
+                .await?
+                .into()
+        }
         Service::AuditLog => {
             oih_audit::module(ctx.configs.audit.clone(), oih_audit::Deps { docs, bus })
                 .await?
@@ -152,7 +160,6 @@ pub async fn build(service: Service, ctx: &ServiceContext) -> anyhow::Result<Opt
         }
         Service::ComponentOrchestrator
         | Service::Webhooks
-        | Service::MetaDataRepository
         | Service::IntegrationLayerService
         | Service::Snapshots => return Ok(None),
     };
