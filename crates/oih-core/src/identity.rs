@@ -96,10 +96,14 @@ impl Identity {
     }
 }
 
+/// OIH spells owner types in upper case in most services (`USER`, `TENANT`) and in lower case
+/// in the flow repository (`user`, `tenant`); both are read, upper case is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum OwnerType {
+    #[serde(alias = "user")]
     User,
+    #[serde(alias = "tenant")]
     Tenant,
 }
 
@@ -169,6 +173,21 @@ mod tests {
             kind: OwnerType::Tenant,
         }];
         assert!(who(&["tenant.all"]).is_owner_of(&tenant_owned, None, false));
+    }
+
+    #[test]
+    fn owner_types_are_read_in_either_case() {
+        for (wire, kind) in [
+            ("USER", OwnerType::User),
+            ("user", OwnerType::User),
+            ("TENANT", OwnerType::Tenant),
+            ("tenant", OwnerType::Tenant),
+        ] {
+            let owner: Owner =
+                serde_json::from_str(&format!(r#"{{"id":"x","type":"{wire}"}}"#)).expect("parse");
+            assert_eq!(owner.kind, kind);
+        }
+        assert!(serde_json::from_str::<Owner>(r#"{"id":"x","type":"group"}"#).is_err());
     }
 
     #[test]

@@ -37,11 +37,19 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the hub: every service (or those given with --only) on one HTTP listener.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Secret Service maintenance: re-encrypt, re-wrap keys, import an OIH secret store.
     Secrets(crate::admin::SecretsArgs),
     /// Meta Data Repository maintenance: import a set of JSON Schemas.
     Metadata(crate::admin::MetadataArgs),
+    /// Log in to a running hub; prints a token for --token / OIH_TOKEN.
+    Login(crate::client::LoginArgs),
+    /// Accounts and tokens on a running hub.
+    Iam(crate::client::IamArgs),
+    /// Flows on a running hub: apply, list, get, start, stop.
+    Flow(crate::client::FlowArgs),
+    /// Components on a running hub: apply, list, get.
+    Component(crate::client::ComponentArgs),
 }
 
 /// Where the hub keeps its data; shared by `serve` and the maintenance commands.
@@ -175,7 +183,7 @@ mod tests {
     fn serve(args: &[&str]) -> Result<ServeArgs, clap::Error> {
         let cli = Cli::try_parse_from(["oih", "serve"].iter().chain(args))?;
         match cli.command {
-            Command::Serve(args) => Ok(args),
+            Command::Serve(args) => Ok(*args),
             other => panic!("parsed as another command: {other:?}"),
         }
     }

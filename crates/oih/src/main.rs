@@ -2,6 +2,7 @@
 
 mod admin;
 mod cli;
+mod client;
 mod redact;
 mod serve;
 mod services;
@@ -19,7 +20,11 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init(cli.log_format);
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args).await,
+        Command::Login(args) => return client::run(client::login(args)).await,
+        Command::Iam(args) => return client::run(client::iam(args)).await,
+        Command::Flow(args) => return client::run(client::flow(args)).await,
+        Command::Component(args) => return client::run(client::component(args)).await,
+        Command::Serve(args) => serve::run(*args).await,
         Command::Secrets(args) => admin::secrets(args).await,
         Command::Metadata(args) => admin::metadata(args).await,
     };

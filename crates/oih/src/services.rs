@@ -77,6 +77,8 @@ pub struct ServiceConfigs {
     pub secrets: oih_secrets::Config,
     #[command(flatten, next_help_heading = "Audit Log")]
     pub audit: oih_audit::Config,
+    #[command(flatten, next_help_heading = "Component Orchestrator")]
+    pub orchestrator: oih_orchestrator::Config,
     #[command(flatten, next_help_heading = "Scheduler")]
     pub scheduler: oih_scheduler::Config,
     #[command(flatten, next_help_heading = "Meta Data Repository")]
@@ -147,6 +149,19 @@ pub async fn build(service: Service, ctx: &ServiceContext) -> anyhow::Result<Opt
                 .await?
                 .into()
         }
+        Service::ComponentOrchestrator => {
+            // Builtin components only for now: their ids are derived from their names, so no
+            // read of the Component Repository's tables is needed.
+            let deps = oih_orchestrator::Deps {
+                docs,
+                bus,
+                components: Arc::new(oih_orchestrator::BuiltinIdResolver::new()),
+                http: step_http_client()?,
+            };
+            oih_orchestrator::module(ctx.configs.orchestrator.clone(), deps)
+                .await?
+                .into()
+        }
         Service::MetaDataRepository => {
             let deps = oih_metadata::Deps { docs, bus };
             oih_metadata::module(ctx.configs.metadata.clone(), deps)
@@ -158,12 +173,18 @@ pub async fn build(service: Service, ctx: &ServiceContext) -> anyhow::Result<Opt
                 .await?
                 .into()
         }
-        Service::ComponentOrchestrator
-        | Service::Webhooks
-        | Service::IntegrationLayerService
-        | Service::Snapshots => return Ok(None),
+        Service::Webhooks | Service::IntegrationLayerService | Service::Snapshots => {
+            return Ok(None);
+        }
     };
     Ok(Some(built))
+}
+
+/// The HTTP client builtin steps (http-request) use: one pool for the whole hub.
+fn step_http_client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .user_agent(concat!("oih/", env!("CARGO_PKG_VERSION")))
+        .build()?)
 }
 
 /// The runtime's builtin components as Component Repository entries, so flows can reference

@@ -2,4 +2,7 @@
 
 mod admin;
 mod cli;
+mod client;
+mod e2e;
 mod serve;
+mod support;

@@ -1,0 +1,243 @@
+//! Moving data along the graph (runtime.md §3.5–§3.7): `flow.execute` creates the execution
+//! and feeds the first step(s); the backchannel consumer forwards each step's data to the
+//! targets of its outgoing edges and counts inputs, ends and errors on the execution.
+//!
+//! The backchannel queue must be consumed by one sequential loop: a step's data is forwarded
+//! (and its targets counted) before its `end` is counted, which is what keeps an execution
+//! from looking finished while messages are still under way.
+
+use oih_bus::{BusError, Delivery, MessageBus};
+use oih_runtime::{StepHeaders, StepMessage};
+use oih_store::StoreError;
+use serde_json::Value;
+use std::sync::Arc;
+
+use crate::executions::{Execution, ExecutionStore};
+use crate::lifecycle::{Registry, RunningFlow};
+use crate::topology::{FlowNames, OUTPUT_KEY, STATE_KEY};
+use crate::wire::{self, ROUTE_TO};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataflowError {
+    /// The message can never be handled.
+    #[error("malformed: {0}")]
+    Malformed(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Bus(#[from] BusError),
+}
+
+#[derive(Clone)]
+pub struct Dataflow {
+    pub bus: Arc<dyn MessageBus>,
+    pub registry: Registry,
+    pub executions: ExecutionStore,
+}
+
+impl Dataflow {
+    /// `flow.execute` `{flow, msg, msgOpts?}` from the webhooks or the scheduler. A flow this
+    /// process does not run is ignored, as in OIH.
+    pub async fn execute(&self, payload: &Value) -> Result<(), DataflowError> {
+        let flow = payload.get("flow").unwrap_or(&Value::Null);
+        let flow_id = ["_id", "id"]
+            .iter()
+            .find_map(|k| flow.get(k).and_then(Value::as_str))
+            .ok_or_else(|| DataflowError::Malformed("payload.flow has no id".into()))?;
+        let source = payload
+            .get("msg")
+            .cloned()
+            .unwrap_or_else(|| Value::Object(Default::default()));
+        let msg = wire::parse_body(&source)
+            .map_err(|e| DataflowError::Malformed(format!("payload.msg: {e}")))?;
+        let Some(running) = self.registry.get(flow_id) else {
+            tracing::info!(
+                flow = flow_id,
+                "flow.execute for a flow not running here ignored"
+            );
+            return Ok(());
+        };
+        let first = running.flow.graph.first_nodes();
+        let external = msg
+            .metadata
+            .pointer("/source/externalExecId")
+            .and_then(Value::as_str)
+            .filter(|id| !id.is_empty());
+        let flow_exec_id = self.create(&running, external, &first).await?;
+        for step in first {
+            self.publish_input(&running, step, &flow_exec_id, None, &msg)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Stores the execution with its first inputs counted. OIH drops an execution whose
+    /// external id was used before; here it gets a fresh id instead.
+    async fn create(
+        &self,
+        running: &RunningFlow,
+        external: Option<&str>,
+        first: &[&str],
+    ) -> Result<String, StoreError> {
+        let flow = &running.flow;
+        let mut id = external.map_or_else(wire::new_id, str::to_owned);
+        loop {
+            let mut execution = Execution::new(
+                id.clone(),
+                flow.id.clone(),
+                flow.tenant.clone(),
+                flow.owners.clone(),
+            );
+            execution.inputs(first);
+            match self.executions.insert(&execution).await {
+                Ok(()) => return Ok(id),
+                Err(StoreError::Duplicate(_)) => id = wire::new_id(),
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    async fn publish_input(
+        &self,
+        running: &RunningFlow,
+        step: &str,
+        flow_exec_id: &str,
+        thread_id: Option<String>,
+        msg: &StepMessage,
+    ) -> Result<(), DataflowError> {
+        let flow = &running.flow;
+        let headers = StepHeaders {
+            task_id: Some(flow.id.clone()),
+            step_id: Some(step.to_owned()),
+            exec_id: Some(wire::new_id()),
+            flow_exec_id: Some(flow_exec_id.to_owned()),
+            thread_id,
+            message_id: Some(wire::new_id()),
+            parent_message_id: None,
+            user_id: flow.started_by.clone(),
+            tenant: flow.tenant.clone(),
+            function: flow.graph.node(step).map(|n| n.function.clone()),
+            reply_to: msg.headers.reply_to.clone(),
+        };
+        let message =
+            wire::step_input(msg, &headers).map_err(|e| DataflowError::Malformed(e.to_string()))?;
+        let names = FlowNames::new(&flow.id);
+        self.bus
+            .publish(&names.exchange, &names.key(step, "input"), message)
+            .await?;
+        Ok(())
+    }
+
+    /// A message on `orchestrator_backchannel:messages`: a step's data or its end.
+    pub async fn on_message(&self, delivery: &Delivery) -> Result<(), DataflowError> {
+        let headers = wire::from_headers(delivery.headers());
+        let (flow_id, step, exec) = ids(&headers)?;
+        match delivery.routing_key.as_str() {
+            STATE_KEY => {
+                self.count(exec, |e| e.ended(step)).await?;
+            }
+            OUTPUT_KEY => {
+                let Some(running) = self.registry.get(flow_id) else {
+                    tracing::info!(
+                        flow = flow_id,
+                        step,
+                        "data for a flow not running here dropped"
+                    );
+                    return Ok(());
+                };
+                let body: Value = serde_json::from_slice(delivery.body())
+                    .map_err(|e| DataflowError::Malformed(format!("body: {e}")))?;
+                let mut msg = wire::parse_body(&body)
+                    .map_err(|e| DataflowError::Malformed(format!("body: {e}")))?;
+                msg.headers.reply_to = headers.reply_to.clone();
+                let targets = routed_targets(&running, step, delivery.headers().get(ROUTE_TO));
+                for target in &targets {
+                    self.publish_input(&running, target, exec, headers.thread_id.clone(), &msg)
+                        .await?;
+                }
+                self.count(exec, |e| {
+                    e.emitted(step);
+                    e.inputs(&targets);
+                })
+                .await?;
+            }
+            other => tracing::info!(routing_key = other, "backchannel message ignored"),
+        }
+        Ok(())
+    }
+
+    /// A message on `orchestrator_backchannel:error`: the step failed on one input.
+    pub async fn on_error(&self, delivery: &Delivery) -> Result<(), DataflowError> {
+        let headers = wire::from_headers(delivery.headers());
+        let (_, step, exec) = ids(&headers)?;
+        let message = error_message(delivery.body());
+        tracing::info!(step, execution = exec, %message, "step error");
+        self.count(exec, |e| e.failed(step, message.clone())).await
+    }
+
+    async fn count(
+        &self,
+        exec: &str,
+        change: impl Fn(&mut Execution),
+    ) -> Result<(), DataflowError> {
+        if !self.executions.modify(exec, change).await? {
+            tracing::info!(
+                execution = exec,
+                "backchannel message for an unknown execution"
+            );
+        }
+        Ok(())
+    }
+}
+
+fn ids(headers: &StepHeaders) -> Result<(&str, &str, &str), DataflowError> {
+    match (&headers.task_id, &headers.step_id, &headers.flow_exec_id) {
+        (Some(flow), Some(step), Some(exec)) => Ok((flow, step, exec)),
+        _ => Err(DataflowError::Malformed(
+            "taskId, stepId and flowExecId headers are required".into(),
+        )),
+    }
+}
+
+/// The targets of the step's outgoing edges; a routed message goes only to those it names.
+fn routed_targets<'a>(running: &'a RunningFlow, step: &str, route: Option<&Value>) -> Vec<&'a str> {
+    let targets = running.flow.graph.targets_of(step);
+    match route.and_then(Value::as_array) {
+        Some(names) => targets
+            .into_iter()
+            .filter(|t| names.iter().any(|n| n.as_str() == Some(t)))
+            .collect(),
+        None => targets,
+    }
+}
+
+/// The text of an error message body: Ferryman's `{"error": "<JSON of {name, message}>"}`,
+/// read tolerantly.
+fn error_message(body: &[u8]) -> String {
+    let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let error = match body.get("error") {
+        Some(Value::String(s)) => serde_json::from_str(s).unwrap_or(Value::String(s.clone())),
+        Some(other) => other.clone(),
+        None => body,
+    };
+    match error.get("message").and_then(Value::as_str) {
+        Some(message) => message.to_owned(),
+        None => error
+            .as_str()
+            .map_or_else(|| error.to_string(), str::to_owned),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_message;
+
+    #[test]
+    fn error_messages_are_read_from_ferrymans_shape() {
+        let ferryman =
+            br#"{"error": "{\"name\":\"Error\",\"message\":\"boom\"}", "errorInput": "{}"}"#;
+        assert_eq!(error_message(ferryman), "boom");
+        assert_eq!(error_message(br#"{"error": "plain"}"#), "plain");
+        assert_eq!(error_message(b"not json"), "null");
+    }
+}

@@ -1,0 +1,289 @@
+//! Drivers run a flow's nodes. The [`BuiltinDriver`] runs builtin components in process: one
+//! task per node consumes the node's `:messages` queue, runs the step and answers on the
+//! backchannel exactly as a Ferryman container would (runtime.md §2.6), so the orchestrator
+//! cannot tell the difference. Process and Kubernetes drivers plug in behind [`Driver`].
+
+use std::sync::Arc;
+
+use oih_bus::{BusError, ConsumeOptions, Delivery, Message, MessageBus};
+use oih_runtime::{Catalogue, Emit, Step, StepContext, StepHeaders, StepMessage, run_step};
+use serde_json::{Value, json};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_util::sync::CancellationToken;
+
+use crate::model::Node;
+use crate::resolve::{Distribution, ResolvedComponent};
+use crate::topology::{BACKCHANNEL, COLLECTOR, ERROR_KEY, FlowNames, OUTPUT_KEY, STATE_KEY};
+use crate::wire::{self, PROTOCOL_VERSION, ROUTE_TO};
+
+/// Why a node cannot run; the text goes into `flow.failed`'s `reason`.
+pub type PrepareError = String;
+
+/// Turns a flow node into something that processes its input queue.
+pub trait Driver: Send + Sync {
+    /// Checks the node's component and configuration, without starting anything.
+    fn prepare(
+        &self,
+        flow_id: &str,
+        node: &Node,
+        component: &ResolvedComponent,
+    ) -> Result<Box<dyn Runner>, PrepareError>;
+}
+
+/// A prepared node.
+pub trait Runner: Send {
+    /// The node ids the step may route to by name (checked against the graph's edges).
+    fn route_targets(&self) -> Vec<String>;
+    /// Starts consuming; the task ends once `cancel` fired and the messages in hand are done.
+    fn start(self: Box<Self>, cancel: CancellationToken) -> JoinHandle<()>;
+}
+
+/// Runs the runtime's builtin components in process.
+pub struct BuiltinDriver {
+    bus: Arc<dyn MessageBus>,
+    catalogue: Catalogue,
+    ctx: StepContext,
+    prefetch: u16,
+}
+
+impl BuiltinDriver {
+    /// `prefetch`: how many messages one node processes at once.
+    pub fn new(bus: Arc<dyn MessageBus>, http: reqwest::Client, prefetch: u16) -> Self {
+        Self {
+            bus,
+            catalogue: oih_runtime::catalogue(),
+            ctx: StepContext::new(http),
+            prefetch: prefetch.max(1),
+        }
+    }
+}
+
+impl Driver for BuiltinDriver {
+    fn prepare(
+        &self,
+        flow_id: &str,
+        node: &Node,
+        component: &ResolvedComponent,
+    ) -> Result<Box<dyn Runner>, PrepareError> {
+        let name = match &component.distribution {
+            Distribution::Builtin { name } => name,
+            Distribution::Other { kind } => {
+                return Err(format!(
+                    "component {} has distribution type {kind:?}, which this hub cannot run yet",
+                    component.id
+                ));
+            }
+        };
+        let builtin = self.catalogue.get(name).ok_or_else(|| {
+            format!(
+                "component {} names the builtin {name:?}, which this hub does not have",
+                component.id
+            )
+        })?;
+        let step = builtin.prepare(&node.fields).map_err(|e| e.to_string())?;
+        let names = FlowNames::new(flow_id);
+        Ok(Box::new(BuiltinRunner {
+            shared: Arc::new(Shared {
+                bus: self.bus.clone(),
+                step,
+                ctx: self.ctx.clone(),
+                snapshot_key: names.key(&node.id, "snapshot"),
+            }),
+            queue: names.messages_queue(&node.id),
+            prefetch: self.prefetch,
+        }))
+    }
+}
+
+struct BuiltinRunner {
+    shared: Arc<Shared>,
+    queue: String,
+    prefetch: u16,
+}
+
+/// What the message handlers of one node share.
+struct Shared {
+    bus: Arc<dyn MessageBus>,
+    step: Box<dyn Step>,
+    ctx: StepContext,
+    snapshot_key: String,
+}
+
+impl Runner for BuiltinRunner {
+    fn route_targets(&self) -> Vec<String> {
+        self.shared
+            .step
+            .targets()
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn start(self: Box<Self>, cancel: CancellationToken) -> JoinHandle<()> {
+        tokio::spawn(self.run(cancel))
+    }
+}
+
+impl BuiltinRunner {
+    async fn run(self, cancel: CancellationToken) {
+        let opts = ConsumeOptions {
+            prefetch: self.prefetch,
+        };
+        let mut consumer = match self.shared.bus.consume(&self.queue, opts).await {
+            Ok(consumer) => consumer,
+            Err(err) => {
+                tracing::error!(queue = %self.queue, error = %err, "step runner could not consume");
+                return;
+            }
+        };
+        // The bus hands out at most `prefetch` unsettled deliveries, which bounds this set.
+        let mut in_flight = JoinSet::new();
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                Some(done) = in_flight.join_next(), if !in_flight.is_empty() => log_panic(done),
+                next = consumer.next() => match next {
+                    Some(delivery) => {
+                        in_flight.spawn(self.shared.clone().handle(delivery));
+                    }
+                    None => break,
+                },
+            }
+        }
+        // Let the messages in hand finish before the consumer goes (dropping it requeues what
+        // it has not settled).
+        while let Some(done) = in_flight.join_next().await {
+            log_panic(done);
+        }
+        drop(consumer);
+    }
+}
+
+fn log_panic(done: Result<(), tokio::task::JoinError>) {
+    if let Err(err) = done {
+        tracing::error!(error = %err, "a step message handler panicked; its input is requeued");
+    }
+}
+
+impl Shared {
+    /// Processes one input and answers on the backchannel; the input is acknowledged once
+    /// every answer is confirmed, and requeued when publishing failed.
+    async fn handle(self: Arc<Self>, delivery: Delivery) {
+        let input = from_delivery(&delivery);
+        let emits = match input.clone() {
+            Ok(msg) => run_step(self.step.as_ref(), msg, &self.ctx).await,
+            Err(why) => vec![Emit::Error(why), Emit::End],
+        };
+        let headers = input.map_or_else(|_| wire::from_headers(delivery.headers()), |m| m.headers);
+        let answered = self.answer(&headers, delivery.body(), emits).await;
+        let settled = match answered {
+            Ok(()) => delivery.ack().await,
+            Err(err) => {
+                tracing::warn!(error = %err, "step answer not published; input requeued");
+                delivery.requeue().await
+            }
+        };
+        if let Err(err) = settled {
+            tracing::warn!(error = %err, "could not settle a step input");
+        }
+    }
+
+    async fn answer(
+        &self,
+        input: &StepHeaders,
+        input_body: &[u8],
+        emits: Vec<Emit>,
+    ) -> Result<(), BusError> {
+        let headers = StepHeaders {
+            thread_id: input.thread_id.clone().or_else(|| Some(wire::new_id())),
+            parent_message_id: input.message_id.clone(),
+            message_id: None,
+            ..input.clone()
+        };
+        for emit in emits {
+            let (exchange, key, message) = match emit {
+                Emit::Data(msg) => (
+                    BACKCHANNEL,
+                    OUTPUT_KEY.to_owned(),
+                    data(&headers, &msg, None)?,
+                ),
+                Emit::Routed { to, msg } => (
+                    BACKCHANNEL,
+                    OUTPUT_KEY.to_owned(),
+                    data(&headers, &msg, Some(to))?,
+                ),
+                Emit::Error(text) => {
+                    let error = json!({"name": "Error", "message": text}).to_string();
+                    let body =
+                        json!({"error": error, "errorInput": String::from_utf8_lossy(input_body)});
+                    (BACKCHANNEL, ERROR_KEY.to_owned(), message(&headers, &body))
+                }
+                Emit::End => {
+                    let msg = message(&headers, &json!("function complete"))
+                        .with_header(PROTOCOL_VERSION, 1);
+                    (BACKCHANNEL, STATE_KEY.to_owned(), msg)
+                }
+                Emit::Reply {
+                    status,
+                    headers: reply_headers,
+                    body,
+                } => {
+                    let Some(reply_to) = input.reply_to.clone() else {
+                        tracing::warn!(step = ?input.step_id, "httpReply without reply_to dropped");
+                        continue;
+                    };
+                    let headers_map: serde_json::Map<String, Value> = reply_headers
+                        .into_iter()
+                        .map(|(k, v)| (k, Value::String(v)))
+                        .collect();
+                    let body = json!({"statusCode": status, "headers": headers_map, "body": body});
+                    (
+                        BACKCHANNEL,
+                        reply_to,
+                        message(&headers, &body).with_header(PROTOCOL_VERSION, 1),
+                    )
+                }
+                Emit::Snapshot(state) => {
+                    let msg = message(&headers, &state).with_header("snapshotEvent", "snapshot");
+                    (COLLECTOR, self.snapshot_key.clone(), msg)
+                }
+            };
+            self.bus.publish(exchange, &key, message).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The step message of a delivery, with its headers; `Err` says why it is not one.
+fn from_delivery(delivery: &Delivery) -> Result<StepMessage, String> {
+    let body: Value = serde_json::from_slice(delivery.body())
+        .map_err(|e| format!("the input is not JSON: {e}"))?;
+    let mut msg =
+        wire::parse_body(&body).map_err(|e| format!("the input is not an OIH message: {e}"))?;
+    msg.headers = wire::from_headers(delivery.headers());
+    Ok(msg)
+}
+
+/// A JSON backchannel message with a fresh message id (Ferryman's outgoing headers).
+fn message(headers: &StepHeaders, body: &Value) -> Message {
+    let headers = StepHeaders {
+        message_id: Some(wire::new_id()),
+        ..headers.clone()
+    };
+    let mut message = Message::json(body);
+    message.properties.headers = wire::to_headers(&headers);
+    message
+}
+
+fn data(
+    headers: &StepHeaders,
+    msg: &StepMessage,
+    to: Option<Vec<String>>,
+) -> Result<Message, BusError> {
+    let body = serde_json::to_value(msg).map_err(|e| BusError::Invalid(e.to_string()))?;
+    let mut message = message(headers, &body).with_header(PROTOCOL_VERSION, 1);
+    if let Some(to) = to {
+        message = message.with_header(ROUTE_TO, json!(to));
+    }
+    Ok(message)
+}

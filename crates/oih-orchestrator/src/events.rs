@@ -1,0 +1,153 @@
+//! The workers: OIH's event-bus handlers of the `component-orchestrator` queue
+//! (`flow.starting`, `flow.stopping`, `flow.execute`), and the two backchannel consumers.
+//!
+//! An event or backchannel message is acknowledged once handled; retried after a pause when the
+//! store or the bus failed (nothing accepted is lost); dead-lettered when it is malformed.
+
+use std::future::Future;
+use std::time::Duration;
+
+use oih_bus::{Consumer, Delivery, EventStream, ReceivedEvent};
+use oih_core::Event;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::dataflow::{Dataflow, DataflowError};
+use crate::lifecycle::{Lifecycle, LifecycleError};
+use crate::model::Flow;
+
+pub const FLOW_STARTING: &str = "flow.starting";
+pub const FLOW_STOPPING: &str = "flow.stopping";
+pub const FLOW_EXECUTE: &str = "flow.execute";
+
+/// The topics the service's queue is bound to.
+pub const CONSUMED: &[&str] = &[FLOW_STARTING, FLOW_STOPPING, FLOW_EXECUTE];
+
+/// How long a failed message waits before it is handed back to its queue.
+const RETRY_DELAY: Duration = Duration::from_millis(500);
+
+/// How handling one message ended.
+enum Outcome {
+    Done,
+    Malformed(String),
+    Retry(String),
+}
+
+impl From<LifecycleError> for Outcome {
+    fn from(err: LifecycleError) -> Self {
+        Self::Retry(err.to_string())
+    }
+}
+
+impl From<DataflowError> for Outcome {
+    fn from(err: DataflowError) -> Self {
+        match err {
+            DataflowError::Malformed(why) => Self::Malformed(why),
+            other => Self::Retry(other.to_string()),
+        }
+    }
+}
+
+fn outcome<E: Into<Outcome>>(result: Result<(), E>) -> Outcome {
+    result.map_or_else(Into::into, |()| Outcome::Done)
+}
+
+/// Handles the control-plane events until `cancel` fires or the bus closes.
+pub async fn run_events(
+    mut stream: EventStream,
+    lifecycle: &Lifecycle,
+    dataflow: Dataflow,
+    cancel: CancellationToken,
+) {
+    loop {
+        let received: ReceivedEvent = tokio::select! {
+            () = cancel.cancelled() => return,
+            next = stream.next() => match next {
+                Some(received) => received,
+                None => return,
+            },
+        };
+        let result = handle_event(&received.event, lifecycle, &dataflow).await;
+        let name = received.event.name().to_owned();
+        let settled = match result {
+            Outcome::Done => received.ack().await,
+            Outcome::Malformed(why) => {
+                tracing::warn!(event = %name, %why, "malformed event dead-lettered");
+                received.nack().await
+            }
+            Outcome::Retry(why) => {
+                tracing::warn!(event = %name, %why, "event handling failed; will retry");
+                pause(&cancel).await;
+                received.retry().await
+            }
+        };
+        if let Err(err) = settled {
+            tracing::warn!(event = %name, error = %err, "could not settle an event");
+        }
+    }
+}
+
+async fn handle_event(event: &Event, lifecycle: &Lifecycle, dataflow: &Dataflow) -> Outcome {
+    match event.name() {
+        FLOW_STARTING => match serde_json::from_value::<Flow>(event.payload.clone()) {
+            Ok(flow) => outcome(lifecycle.start(flow).await),
+            Err(err) => Outcome::Malformed(format!("flow: {err}")),
+        },
+        FLOW_STOPPING => {
+            let Some(id) = event.payload.get("id").and_then(Value::as_str) else {
+                return Outcome::Malformed("payload.id must name the flow".into());
+            };
+            let steps = event
+                .payload
+                .pointer("/graph/nodes")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|n| n.get("id").and_then(Value::as_str).map(str::to_owned))
+                .collect();
+            outcome(lifecycle.stop(id, steps).await)
+        }
+        FLOW_EXECUTE => outcome(dataflow.execute(&event.payload).await),
+        _ => Outcome::Malformed("event not handled by this service".into()),
+    }
+}
+
+/// Consumes one backchannel queue, one message at a time (see [`crate::dataflow`]).
+pub async fn run_backchannel<F, Fut>(mut consumer: Consumer, cancel: CancellationToken, handle: F)
+where
+    F: Fn(Delivery) -> Fut,
+    Fut: Future<Output = (Delivery, Result<(), DataflowError>)>,
+{
+    loop {
+        let delivery = tokio::select! {
+            () = cancel.cancelled() => return,
+            next = consumer.next() => match next {
+                Some(delivery) => delivery,
+                None => return,
+            },
+        };
+        let (delivery, result) = handle(delivery).await;
+        let settled = match outcome(result) {
+            Outcome::Done => delivery.ack().await,
+            Outcome::Malformed(why) => {
+                tracing::warn!(routing_key = %delivery.routing_key, %why, "malformed backchannel message rejected");
+                delivery.reject().await
+            }
+            Outcome::Retry(why) => {
+                tracing::warn!(routing_key = %delivery.routing_key, %why, "backchannel handling failed; will retry");
+                pause(&cancel).await;
+                delivery.requeue().await
+            }
+        };
+        if let Err(err) = settled {
+            tracing::warn!(error = %err, "could not settle a backchannel message");
+        }
+    }
+}
+
+async fn pause(cancel: &CancellationToken) {
+    tokio::select! {
+        () = cancel.cancelled() => {}
+        () = tokio::time::sleep(RETRY_DELAY) => {}
+    }
+}

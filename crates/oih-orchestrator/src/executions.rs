@@ -1,0 +1,306 @@
+//! Execution records (collection `orchestrator_executions`, OIH's `flow-states`): one per
+//! `flowExecId`, counting step inputs and ends the way OIH does (`started`, `succeeded`,
+//! `errors`, `stepCounters`-like per-step counters), plus a status OIH lacks.
+//!
+//! Every change is a read-modify-write guarded by the document version, retried on conflict:
+//! the backchannel and error consumers update the same record concurrently.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use oih_core::Owner;
+use oih_store::{Collection, CollectionSpec, DocStore, Filter, FindOptions, StoreError};
+use serde::{Deserialize, Serialize};
+
+pub const EXECUTIONS: Collection = Collection("orchestrator_executions");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Running,
+    Succeeded,
+    Failed,
+}
+
+/// The first error of an execution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepFailure {
+    pub step_id: String,
+    pub message: String,
+}
+
+/// One step's share of an execution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepRecord {
+    pub status: Status,
+    /// Inputs published to the step.
+    #[serde(rename = "in")]
+    pub inputs: u64,
+    /// Inputs the step finished (OIH's `stepCounters.<id>.out`, its "end" signals).
+    pub out: u64,
+    /// Data messages the step emitted.
+    pub emitted: u64,
+    pub errors: u64,
+    pub started_at: DateTime<Utc>,
+    #[serde(default)]
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Execution {
+    pub flow_exec_id: String,
+    pub flow_id: String,
+    #[serde(default)]
+    pub tenant: Option<String>,
+    #[serde(default)]
+    pub owners: Vec<Owner>,
+    pub status: Status,
+    /// Step inputs published (OIH: 1 + every fan-out).
+    pub started: u64,
+    /// Step inputs finished.
+    pub succeeded: u64,
+    pub errors: u64,
+    #[serde(default)]
+    pub error: Option<StepFailure>,
+    pub steps: BTreeMap<String, StepRecord>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[serde(default)]
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl Execution {
+    pub fn new(
+        flow_exec_id: String,
+        flow_id: String,
+        tenant: Option<String>,
+        owners: Vec<Owner>,
+    ) -> Self {
+        let now = Utc::now();
+        Self {
+            flow_exec_id,
+            flow_id,
+            tenant,
+            owners,
+            status: Status::Running,
+            started: 0,
+            succeeded: 0,
+            errors: 0,
+            error: None,
+            steps: BTreeMap::new(),
+            created_at: now,
+            updated_at: now,
+            finished_at: None,
+        }
+    }
+
+    /// Inputs published to `steps`.
+    pub fn inputs(&mut self, steps: &[&str]) {
+        let now = Utc::now();
+        for step in steps {
+            self.started += 1;
+            let record = self
+                .steps
+                .entry((*step).to_owned())
+                .or_insert_with(|| StepRecord {
+                    status: Status::Running,
+                    inputs: 0,
+                    out: 0,
+                    emitted: 0,
+                    errors: 0,
+                    started_at: now,
+                    finished_at: None,
+                });
+            record.inputs += 1;
+        }
+        self.settle(now);
+    }
+
+    /// `step` emitted a data message.
+    pub fn emitted(&mut self, step: &str) {
+        if let Some(record) = self.steps.get_mut(step) {
+            record.emitted += 1;
+        }
+        self.settle(Utc::now());
+    }
+
+    /// `step` finished one input.
+    pub fn ended(&mut self, step: &str) {
+        self.succeeded += 1;
+        if let Some(record) = self.steps.get_mut(step) {
+            record.out += 1;
+        }
+        self.settle(Utc::now());
+    }
+
+    /// `step` failed on one input; the first error is kept as the execution's.
+    pub fn failed(&mut self, step: &str, message: String) {
+        self.errors += 1;
+        if let Some(record) = self.steps.get_mut(step) {
+            record.errors += 1;
+        }
+        self.error.get_or_insert(StepFailure {
+            step_id: step.to_owned(),
+            message,
+        });
+        self.settle(Utc::now());
+    }
+
+    /// Derives the statuses from the counters. An error fails the execution even if it is
+    /// counted after the last end (errors and ends travel on different queues).
+    fn settle(&mut self, now: DateTime<Utc>) {
+        for record in self.steps.values_mut() {
+            let done = record.out >= record.inputs;
+            record.status = status(record.errors, done);
+            if done {
+                record.finished_at.get_or_insert(now);
+            } else {
+                record.finished_at = None;
+            }
+        }
+        let done = self.succeeded >= self.started;
+        self.status = status(self.errors, done);
+        if done {
+            self.finished_at.get_or_insert(now);
+        }
+        self.updated_at = now;
+    }
+}
+
+fn status(errors: u64, done: bool) -> Status {
+    match (errors, done) {
+        (0, true) => Status::Succeeded,
+        (0, false) => Status::Running,
+        _ => Status::Failed,
+    }
+}
+
+/// Access to the `orchestrator_executions` collection.
+#[derive(Clone)]
+pub struct ExecutionStore {
+    docs: Arc<dyn DocStore>,
+}
+
+impl ExecutionStore {
+    pub async fn open(docs: Arc<dyn DocStore>) -> Result<Self, StoreError> {
+        docs.ensure_collection(
+            EXECUTIONS,
+            &CollectionSpec {
+                unique: Vec::new(),
+                indexed: vec!["flowId", "tenant"],
+            },
+        )
+        .await?;
+        Ok(Self { docs })
+    }
+
+    /// Stores a new execution under its `flowExecId`; `StoreError::Duplicate` if it is taken.
+    pub async fn insert(&self, execution: &Execution) -> Result<(), StoreError> {
+        self.docs
+            .insert(
+                EXECUTIONS,
+                &execution.flow_exec_id,
+                to_json(execution)?,
+                None,
+            )
+            .await
+            .map(drop)
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<Execution>, StoreError> {
+        match self.docs.get(EXECUTIONS, id).await? {
+            Some(doc) => from_json(doc.body).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// At most `limit` executions of the flow, newest first.
+    pub async fn of_flow(&self, flow_id: &str, limit: u64) -> Result<Vec<Execution>, StoreError> {
+        let opts = FindOptions {
+            sort: vec![("createdAt".into(), oih_store::SortOrder::Desc)],
+            skip: 0,
+            limit: Some(limit),
+        };
+        let docs = self
+            .docs
+            .find(EXECUTIONS, &Filter::eq("flowId", flow_id), &opts)
+            .await?;
+        docs.into_iter().map(|d| from_json(d.body)).collect()
+    }
+
+    /// Applies `change` to the execution; false when there is no such execution.
+    pub async fn modify(
+        &self,
+        id: &str,
+        change: impl Fn(&mut Execution),
+    ) -> Result<bool, StoreError> {
+        loop {
+            let Some(doc) = self.docs.get(EXECUTIONS, id).await? else {
+                return Ok(false);
+            };
+            let mut execution: Execution = from_json(doc.body)?;
+            change(&mut execution);
+            match self
+                .docs
+                .update(EXECUTIONS, id, Some(doc.version), to_json(&execution)?)
+                .await
+            {
+                Ok(_) => return Ok(true),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(err) => return Err(err),
+            }
+        }
+    }
+}
+
+fn to_json(execution: &Execution) -> Result<serde_json::Value, StoreError> {
+    serde_json::to_value(execution).map_err(|e| StoreError::Invalid(e.to_string()))
+}
+
+fn from_json(body: serde_json::Value) -> Result<Execution, StoreError> {
+    serde_json::from_value(body).map_err(|e| StoreError::Invalid(format!("execution record: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn execution() -> Execution {
+        Execution::new("x".into(), "f".into(), None, Vec::new())
+    }
+
+    #[test]
+    fn succeeds_when_every_input_ended() {
+        let mut e = execution();
+        e.inputs(&["a"]);
+        assert_eq!(e.status, Status::Running);
+        e.emitted("a");
+        e.inputs(&["b", "c"]);
+        e.ended("a");
+        assert_eq!(e.status, Status::Running);
+        assert_eq!(e.steps["a"].status, Status::Succeeded);
+        e.ended("b");
+        e.ended("c");
+        assert_eq!(e.status, Status::Succeeded);
+        assert_eq!((e.started, e.succeeded), (3, 3));
+        assert!(e.finished_at.is_some());
+    }
+
+    #[test]
+    fn an_error_fails_it_even_after_the_last_end() {
+        let mut e = execution();
+        e.inputs(&["a"]);
+        e.ended("a");
+        assert_eq!(e.status, Status::Succeeded);
+        e.failed("a", "boom".into());
+        e.failed("a", "second".into());
+        assert_eq!(e.status, Status::Failed);
+        assert_eq!(e.steps["a"].status, Status::Failed);
+        assert_eq!(e.error.as_ref().map(|f| f.message.as_str()), Some("boom"));
+        assert_eq!(e.errors, 2);
+    }
+}

@@ -1,0 +1,203 @@
+//! OIH's component-orchestrator (`services/component-orchestrator`), first slice: flows of
+//! builtin components are deployed on `flow.starting` (OIH's AMQP topology, one in-process
+//! runner per node), executed on `flow.execute` with every hop through the orchestrator's
+//! backchannel, torn down on `flow.stopping`, and their executions served under `/executions`.
+//!
+//! - [`resolve`]: which component a node runs ([`ComponentResolver`], [`BuiltinIdResolver`]);
+//! - [`model`]: the flow and its graph;
+//! - [`topology`]: exchange, queue and routing-key names and declarations;
+//! - [`driver`]: the [`Driver`] seam and the builtin driver (step runners);
+//! - [`lifecycle`]: start/stop; [`dataflow`]: executions along the graph edges;
+//! - [`executions`]: the execution records; [`events`]: the workers; [`http`]: the API.
+
+pub mod dataflow;
+pub mod driver;
+pub mod events;
+pub mod executions;
+pub mod http;
+pub mod lifecycle;
+pub mod model;
+pub mod resolve;
+pub mod topology;
+pub mod wire;
+
+use std::sync::Arc;
+
+use oih_bus::{ConsumeOptions, EventBus, MessageBus};
+use oih_http::{ErrorShape, ServiceModule, Worker};
+use oih_store::DocStore;
+use tokio_util::sync::CancellationToken;
+
+pub use driver::{BuiltinDriver, Driver, Runner};
+pub use resolve::{BuiltinIdResolver, ComponentResolver, Distribution, ResolvedComponent};
+
+use crate::dataflow::Dataflow;
+use crate::executions::ExecutionStore;
+use crate::lifecycle::{Lifecycle, Registry};
+use crate::topology::{BACKCHANNEL_ERRORS, BACKCHANNEL_MESSAGES};
+
+/// The service name: event-bus queue, `serviceName` header, module name.
+pub const SERVICE_NAME: &str = "component-orchestrator";
+
+/// Configuration. Database, queue URLs and port belong to `oih serve`; OIH's Kubernetes,
+/// RabbitMQ-management and token settings belong to drivers not built yet.
+#[derive(Debug, Clone, clap::Args)]
+#[group(id = "component-orchestrator")]
+pub struct Config {
+    /// How many messages one builtin step processes at once (OIH's per-container
+    /// `ELASTICIO_RABBITMQ_PREFETCH_SAILOR`).
+    #[arg(
+        long = "orchestrator-component-prefetch",
+        env = "COMPONENT_PREFETCH_COUNT",
+        default_value_t = 1
+    )]
+    pub component_prefetch: u16,
+    /// How many control-plane events the orchestrator takes from the bus before acknowledging.
+    #[arg(
+        long = "orchestrator-event-prefetch",
+        env = "ORCHESTRATOR_EVENT_PREFETCH",
+        default_value_t = 10
+    )]
+    pub event_prefetch: u16,
+    /// How many backchannel messages are handed to the orchestrator ahead of processing (they
+    /// are processed one at a time).
+    #[arg(
+        long = "orchestrator-backchannel-prefetch",
+        env = "ORCHESTRATOR_BACKCHANNEL_PREFETCH",
+        default_value_t = 64
+    )]
+    pub backchannel_prefetch: u16,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            component_prefetch: 1,
+            event_prefetch: 10,
+            backchannel_prefetch: 64,
+        }
+    }
+}
+
+/// Shared infrastructure the service runs on.
+#[derive(Clone)]
+pub struct Deps {
+    /// Document store; the service owns the `orchestrator_*` collections.
+    pub docs: Arc<dyn DocStore>,
+    /// Message bus carrying `event-bus` and the data plane.
+    pub bus: Arc<dyn MessageBus>,
+    /// Looks up nodes' components; [`BuiltinIdResolver`] until a store-backed one is wired.
+    pub components: Arc<dyn ComponentResolver>,
+    /// The HTTP client builtin steps (e.g. `http-request`) use.
+    pub http: reqwest::Client,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("component-orchestrator storage: {0}")]
+    Store(#[from] oih_store::StoreError),
+    #[error("component-orchestrator bus: {0}")]
+    Bus(#[from] oih_bus::BusError),
+}
+
+/// Builds the service: declares its collection, its event-bus queue and the backchannel (so
+/// nothing published from now on is lost), and returns the executions routes and three
+/// workers (events, backchannel messages, backchannel errors). Step runners are started by
+/// the events worker and stop with it.
+pub async fn module(config: Config, deps: Deps) -> Result<ServiceModule, Error> {
+    let executions = ExecutionStore::open(deps.docs).await?;
+    topology::declare_backchannel(deps.bus.as_ref()).await?;
+    let events = EventBus::new(deps.bus.clone(), SERVICE_NAME).await?;
+    let stream = events
+        .subscribe(events::CONSUMED, config.event_prefetch.max(1))
+        .await?;
+    let opts = ConsumeOptions {
+        prefetch: config.backchannel_prefetch.max(1),
+    };
+    let messages = deps.bus.consume(BACKCHANNEL_MESSAGES, opts.clone()).await?;
+    let errors = deps.bus.consume(BACKCHANNEL_ERRORS, opts).await?;
+
+    let registry = Registry::default();
+    let dataflow = Dataflow {
+        bus: deps.bus.clone(),
+        registry: registry.clone(),
+        executions: executions.clone(),
+    };
+    let driver = BuiltinDriver::new(deps.bus.clone(), deps.http, config.component_prefetch);
+    let (on_message, on_error) = (dataflow.clone(), dataflow.clone());
+
+    let events_worker = Worker::new(
+        "component-orchestrator-events",
+        move |cancel: CancellationToken| async move {
+            let lifecycle = Lifecycle {
+                bus: deps.bus,
+                events,
+                resolver: deps.components,
+                driver: Arc::new(driver),
+                registry,
+                shutdown: cancel.clone(),
+            };
+            events::run_events(stream, &lifecycle, dataflow, cancel).await;
+            lifecycle.shutdown().await;
+            Ok(())
+        },
+    );
+    let messages_worker = Worker::new(
+        "component-orchestrator-backchannel",
+        move |cancel| async move {
+            events::run_backchannel(messages, cancel, move |d| {
+                let df = on_message.clone();
+                async move {
+                    let result = df.on_message(&d).await;
+                    (d, result)
+                }
+            })
+            .await;
+            Ok(())
+        },
+    );
+    let errors_worker = Worker::new("component-orchestrator-errors", move |cancel| async move {
+        events::run_backchannel(errors, cancel, move |d| {
+            let df = on_error.clone();
+            async move {
+                let result = df.on_error(&d).await;
+                (d, result)
+            }
+        })
+        .await;
+        Ok(())
+    });
+    Ok(
+        ServiceModule::new(SERVICE_NAME, ErrorShape::Errors, http::router(executions))
+            .with_openapi(http::openapi())
+            .with_worker(events_worker)
+            .with_worker(messages_worker)
+            .with_worker(errors_worker),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Config;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    #[test]
+    fn command_line_defaults_match_default() {
+        let parsed = Cli::try_parse_from(["oih"]).expect("parse").config;
+        let default = Config::default();
+        assert_eq!(parsed.component_prefetch, default.component_prefetch);
+        assert_eq!(parsed.event_prefetch, default.event_prefetch);
+        assert_eq!(parsed.backchannel_prefetch, default.backchannel_prefetch);
+        let custom = Cli::try_parse_from(["oih", "--orchestrator-component-prefetch", "4"])
+            .expect("parse")
+            .config;
+        assert_eq!(custom.component_prefetch, 4);
+    }
+}

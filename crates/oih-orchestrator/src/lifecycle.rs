@@ -1,0 +1,209 @@
+//! Starting and stopping flows (runtime.md §3.3/§3.4, event-driven instead of OIH's reconcile
+//! loop): `flow.starting` resolves and prepares every node, declares the flow's topology,
+//! starts a runner per node and answers `flow.started`; a node that cannot run answers
+//! `flow.failed` with the reason and nothing is started. `flow.stopping` stops the runners,
+//! deletes the topology and answers `flow.stopped`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use oih_bus::{BusError, EventBus, MessageBus};
+use oih_core::Event;
+use oih_store::StoreError;
+use serde_json::json;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::driver::{Driver, Runner};
+use crate::model::Flow;
+use crate::resolve::ComponentResolver;
+use crate::topology;
+
+pub const FLOW_STARTED: &str = "flow.started";
+pub const FLOW_STOPPED: &str = "flow.stopped";
+pub const FLOW_FAILED: &str = "flow.failed";
+
+/// A flow whose runners are up.
+pub struct RunningFlow {
+    pub flow: Flow,
+    cancel: CancellationToken,
+    runners: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl RunningFlow {
+    /// Cancels the runners and waits until they finished the messages in hand.
+    async fn stop(&self) {
+        self.cancel.cancel();
+        let handles = std::mem::take(
+            &mut *self
+                .runners
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for handle in handles {
+            if let Err(err) = handle.await {
+                tracing::warn!(flow = %self.flow.id, error = %err, "step runner ended abnormally");
+            }
+        }
+    }
+}
+
+/// The flows this process runs, by id.
+#[derive(Clone, Default)]
+pub struct Registry {
+    flows: Arc<RwLock<HashMap<String, Arc<RunningFlow>>>>,
+}
+
+impl Registry {
+    pub fn get(&self, flow_id: &str) -> Option<Arc<RunningFlow>> {
+        self.flows
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(flow_id)
+            .cloned()
+    }
+
+    fn insert(&self, running: RunningFlow) {
+        self.flows
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(running.flow.id.clone(), Arc::new(running));
+    }
+
+    fn drain(&self) -> Vec<Arc<RunningFlow>> {
+        self.flows
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .drain()
+            .map(|(_, running)| running)
+            .collect()
+    }
+
+    fn remove(&self, flow_id: &str) -> Option<Arc<RunningFlow>> {
+        self.flows
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(flow_id)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Bus(#[from] BusError),
+}
+
+/// Deploys and tears down flows.
+pub struct Lifecycle {
+    pub bus: Arc<dyn MessageBus>,
+    pub events: EventBus,
+    pub resolver: Arc<dyn ComponentResolver>,
+    pub driver: Arc<dyn Driver>,
+    pub registry: Registry,
+    /// Parent of every runner's token: the runners stop with the module.
+    pub shutdown: CancellationToken,
+}
+
+impl Lifecycle {
+    pub async fn start(&self, flow: Flow) -> Result<(), LifecycleError> {
+        if self.registry.get(&flow.id).is_some() {
+            // A redelivered `flow.starting`: the flow is already up.
+            return self.publish(FLOW_STARTED, json!({"id": flow.id})).await;
+        }
+        let runners = match self.prepare(&flow).await? {
+            Ok(runners) => runners,
+            Err(reason) => {
+                tracing::warn!(flow = %flow.id, %reason, "flow cannot start");
+                return self
+                    .publish(FLOW_FAILED, json!({"id": flow.id, "reason": reason}))
+                    .await;
+            }
+        };
+        let steps: Vec<&str> = flow.graph.nodes.iter().map(|n| n.id.as_str()).collect();
+        topology::declare_flow(self.bus.as_ref(), &flow.id, &steps).await?;
+        let cancel = self.shutdown.child_token();
+        let handles = runners
+            .into_iter()
+            .map(|r| r.start(cancel.clone()))
+            .collect();
+        let id = flow.id.clone();
+        self.registry.insert(RunningFlow {
+            flow,
+            cancel,
+            runners: Mutex::new(handles),
+        });
+        self.publish(FLOW_STARTED, json!({"id": id})).await
+    }
+
+    /// Every node's runner, or why the flow cannot run (naming the node).
+    async fn prepare(
+        &self,
+        flow: &Flow,
+    ) -> Result<Result<Vec<Box<dyn Runner>>, String>, StoreError> {
+        if let Err(reason) = flow.graph.check() {
+            return Ok(Err(reason));
+        }
+        let mut runners = Vec::with_capacity(flow.graph.nodes.len());
+        for node in &flow.graph.nodes {
+            let Some(component) = self.resolver.resolve(&node.component_id).await? else {
+                return Ok(Err(format!(
+                    "node {:?}: component {} not found",
+                    node.id, node.component_id
+                )));
+            };
+            let runner = match self.driver.prepare(&flow.id, node, &component) {
+                Ok(runner) => runner,
+                Err(why) => return Ok(Err(format!("node {:?}: {why}", node.id))),
+            };
+            let edges = flow.graph.targets_of(&node.id);
+            if let Some(stray) = runner
+                .route_targets()
+                .into_iter()
+                .find(|t| !edges.contains(&t.as_str()))
+            {
+                return Ok(Err(format!(
+                    "node {:?} routes to {stray:?}, which is not one of its edges' targets",
+                    node.id
+                )));
+            }
+            runners.push(runner);
+        }
+        Ok(Ok(runners))
+    }
+
+    /// Stops the flow's runners (messages in hand are finished), deletes its topology and
+    /// answers `flow.stopped`. A flow this process does not run (e.g. after a restart) is torn
+    /// down by the node ids `steps` of the event's graph.
+    pub async fn stop(&self, flow_id: &str, steps: Vec<String>) -> Result<(), LifecycleError> {
+        let steps = match self.registry.remove(flow_id) {
+            Some(running) => {
+                running.stop().await;
+                running
+                    .flow
+                    .graph
+                    .nodes
+                    .iter()
+                    .map(|n| n.id.clone())
+                    .collect()
+            }
+            None => steps,
+        };
+        let steps: Vec<&str> = steps.iter().map(String::as_str).collect();
+        topology::delete_flow(self.bus.as_ref(), flow_id, &steps).await?;
+        self.publish(FLOW_STOPPED, json!({"id": flow_id})).await
+    }
+
+    /// Waits for every runner to finish its messages in hand (the module is shutting down;
+    /// the topology stays, so queued messages wait for the next start).
+    pub async fn shutdown(&self) {
+        for running in self.registry.drain() {
+            running.stop().await;
+        }
+    }
+
+    async fn publish(&self, name: &str, payload: serde_json::Value) -> Result<(), LifecycleError> {
+        Ok(self.events.publish(Event::new(name, payload)).await?)
+    }
+}

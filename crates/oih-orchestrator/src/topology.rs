@@ -1,0 +1,120 @@
+//! OIH's data-plane names and declarations (runtime.md §2.1–§2.3): the backchannel the steps
+//! answer on, and per flow a topic exchange with a `messages` and a `rebounds` queue per step.
+
+use std::time::Duration;
+
+use oih_bus::{BusError, ExchangeKind, MessageBus, QueueOptions};
+
+pub const BACKCHANNEL: &str = "orchestrator_backchannel";
+pub const BACKCHANNEL_MESSAGES: &str = "orchestrator_backchannel:messages";
+pub const BACKCHANNEL_ERRORS: &str = "orchestrator_backchannel:error";
+pub const OUTPUT_KEY: &str = "orchestrator_backchannel.input";
+pub const ERROR_KEY: &str = "orchestrator_backchannel.error";
+pub const STATE_KEY: &str = "orchestrator_backchannel.step_state";
+pub const REBOUND_KEY: &str = "orchestrator_backchannel.rebound";
+const DEADLETTER_KEY: &str = "orchestrator_backchannel.deadletter";
+/// Where snapshots go; every flow exchange is bound into it.
+pub const COLLECTOR: &str = "component-events-collector";
+/// How long a rebounded message waits before it is retried (OIH's 10 minutes).
+const REBOUND_TTL: Duration = Duration::from_millis(600_000);
+
+/// The names of one flow's exchange, and of one step's queues and routing keys in it.
+pub struct FlowNames {
+    pub exchange: String,
+}
+
+impl FlowNames {
+    pub fn new(flow_id: &str) -> Self {
+        Self {
+            exchange: format!("flow-{flow_id}"),
+        }
+    }
+
+    pub fn messages_queue(&self, step: &str) -> String {
+        format!("{}:{step}:messages", self.exchange)
+    }
+
+    pub fn rebounds_queue(&self, step: &str) -> String {
+        format!("{}:{step}:rebounds", self.exchange)
+    }
+
+    /// `flow-<flowId>.<stepId>.<suffix>` (`input`, `requeue`, `rebound`, `snapshot`, …).
+    pub fn key(&self, step: &str, suffix: &str) -> String {
+        format!("{}.{step}.{suffix}", self.exchange)
+    }
+
+    fn messages_options(&self, step: &str) -> QueueOptions {
+        QueueOptions {
+            dead_letter_exchange: Some(self.exchange.clone()),
+            dead_letter_routing_key: Some(self.key(step, "deadletter")),
+            message_ttl: None,
+        }
+    }
+}
+
+/// The backchannel exchange, its two queues and the snapshot collector, declared once at start.
+pub async fn declare_backchannel(bus: &dyn MessageBus) -> Result<(), BusError> {
+    bus.declare_exchange(BACKCHANNEL, ExchangeKind::Topic)
+        .await?;
+    bus.declare_exchange(COLLECTOR, ExchangeKind::Topic).await?;
+    let opts = QueueOptions {
+        dead_letter_exchange: Some(BACKCHANNEL.into()),
+        dead_letter_routing_key: Some(DEADLETTER_KEY.into()),
+        message_ttl: None,
+    };
+    bus.declare_queue(BACKCHANNEL_MESSAGES, &opts).await?;
+    bus.declare_queue(BACKCHANNEL_ERRORS, &opts).await?;
+    for key in [OUTPUT_KEY, STATE_KEY] {
+        bus.bind_queue(BACKCHANNEL_MESSAGES, BACKCHANNEL, key)
+            .await?;
+    }
+    bus.bind_queue(BACKCHANNEL_ERRORS, BACKCHANNEL, ERROR_KEY)
+        .await
+}
+
+/// A flow's exchange (bound into the collector) and both queues of each step.
+pub async fn declare_flow(
+    bus: &dyn MessageBus,
+    flow_id: &str,
+    steps: &[&str],
+) -> Result<(), BusError> {
+    let names = FlowNames::new(flow_id);
+    bus.declare_exchange(&names.exchange, ExchangeKind::Topic)
+        .await?;
+    bus.bind_exchange(COLLECTOR, &names.exchange, "#").await?;
+    bus.bind_queue(BACKCHANNEL_MESSAGES, BACKCHANNEL, REBOUND_KEY)
+        .await?;
+    for step in steps {
+        let messages = names.messages_queue(step);
+        bus.declare_queue(&messages, &names.messages_options(step))
+            .await?;
+        for suffix in ["input", "requeue"] {
+            bus.bind_queue(&messages, &names.exchange, &names.key(step, suffix))
+                .await?;
+        }
+        let rebounds = names.rebounds_queue(step);
+        let opts = QueueOptions {
+            dead_letter_exchange: Some(names.exchange.clone()),
+            dead_letter_routing_key: Some(names.key(step, "requeue")),
+            message_ttl: Some(REBOUND_TTL),
+        };
+        bus.declare_queue(&rebounds, &opts).await?;
+        bus.bind_queue(&rebounds, &names.exchange, &names.key(step, "rebound"))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Removes what [`declare_flow`] created (messages still queued are dropped, as in OIH).
+pub async fn delete_flow(
+    bus: &dyn MessageBus,
+    flow_id: &str,
+    steps: &[&str],
+) -> Result<(), BusError> {
+    let names = FlowNames::new(flow_id);
+    for step in steps {
+        bus.delete_queue(&names.messages_queue(step)).await?;
+        bus.delete_queue(&names.rebounds_queue(step)).await?;
+    }
+    bus.delete_exchange(&names.exchange).await
+}

@@ -1,0 +1,291 @@
+//! The test hub: the module mounted like `oih serve` mounts it, its workers running, an
+//! observer on the event bus, a spy on the steps' data, and helpers.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use oih_bus::embedded::EmbeddedBus;
+use oih_bus::{ConsumeOptions, Consumer, EventBus, EventStream, MessageBus, QueueOptions};
+use oih_core::{Event, ObjectId};
+use oih_http::testing::StaticAuthenticator;
+use oih_orchestrator::executions::ExecutionStore;
+use oih_orchestrator::resolve::builtin_id;
+use oih_orchestrator::topology::{BACKCHANNEL, OUTPUT_KEY};
+use oih_orchestrator::{BuiltinIdResolver, Config, Deps};
+use oih_store::testing::PgSchema;
+use oih_store::{DocStore, MessageLog};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+pub const TENANT: &str = "testTenant1";
+pub const OTHER_TENANT: &str = "testTenant2";
+const WAIT: Duration = Duration::from_secs(10);
+
+fn authenticator() -> StaticAuthenticator {
+    StaticAuthenticator::new()
+        .with_user("adminToken", "adminId", None, &["all"])
+        .with_user("userToken", "userId", Some(TENANT), &["flows.read"])
+        .with_user(
+            "otherTenantToken",
+            "otherId",
+            Some(OTHER_TENANT),
+            &["flows.read"],
+        )
+}
+
+pub struct Hub {
+    pub router: Router,
+    pub bus: Arc<dyn MessageBus>,
+    pub executions: ExecutionStore,
+    observer: EventStream,
+    spy: Consumer,
+    cancel: CancellationToken,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+    _pg: Option<PgSchema>,
+}
+
+impl Hub {
+    pub async fn start() -> Hub {
+        let backend = oih_store::open(Some("sqlite::memory:"), Path::new("."))
+            .await
+            .expect("store");
+        Self::on(backend.docs, backend.log, None).await
+    }
+
+    pub async fn start_postgres() -> Option<Hub> {
+        let base_url = oih_store::testing::pg_url()?;
+        let schema = PgSchema::create(&base_url).await.expect("test schema");
+        let backend = oih_store::open(Some(schema.url()), Path::new("."))
+            .await
+            .expect("store");
+        Some(Self::on(backend.docs, backend.log, Some(schema)).await)
+    }
+
+    async fn on(docs: Arc<dyn DocStore>, log: Arc<dyn MessageLog>, pg: Option<PgSchema>) -> Hub {
+        let bus: Arc<dyn MessageBus> = EmbeddedBus::open(log, Default::default())
+            .await
+            .expect("bus");
+        let observer = EventBus::new(bus.clone(), "test-observer")
+            .await
+            .expect("event bus")
+            .subscribe(&["flow.started", "flow.stopped", "flow.failed"], 100)
+            .await
+            .expect("subscribe");
+        let deps = Deps {
+            docs: docs.clone(),
+            bus: bus.clone(),
+            components: Arc::new(BuiltinIdResolver::new()),
+            http: reqwest::Client::new(),
+        };
+        let config = Config {
+            component_prefetch: 4,
+            ..Config::default()
+        };
+        let mut module = oih_orchestrator::module(config, deps)
+            .await
+            .expect("module");
+        // Every data message a step emits, as the orchestrator receives it.
+        bus.declare_queue("test-spy", &QueueOptions::default())
+            .await
+            .expect("spy queue");
+        bus.bind_queue("test-spy", BACKCHANNEL, OUTPUT_KEY)
+            .await
+            .expect("spy binding");
+        let spy = bus
+            .consume("test-spy", ConsumeOptions::default())
+            .await
+            .expect("spy");
+        let cancel = CancellationToken::new();
+        let workers = std::mem::take(&mut module.workers)
+            .into_iter()
+            .map(|w| {
+                let run = w.run(cancel.clone());
+                tokio::spawn(async move { run.await.expect("worker") })
+            })
+            .collect();
+        let router = oih_http::testing::router(module, authenticator());
+        Hub {
+            router,
+            bus,
+            executions: ExecutionStore::open(docs).await.expect("executions"),
+            observer,
+            spy,
+            cancel,
+            workers,
+            _pg: pg,
+        }
+    }
+
+    pub async fn get(&self, uri: &str, token: Option<&str>) -> (StatusCode, Value) {
+        let mut req = Request::builder().method("GET").uri(uri);
+        if let Some(token) = token {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        let req = req.body(Body::empty()).expect("request");
+        let res = self.router.clone().oneshot(req).await.expect("infallible");
+        let status = res.status();
+        let bytes = res.into_body().collect().await.expect("body").to_bytes();
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        (status, body)
+    }
+
+    /// Publishes an event as `service` would.
+    pub async fn publish(&self, service: &str, name: &str, payload: Value) {
+        EventBus::new(self.bus.clone(), service)
+            .await
+            .expect("event bus")
+            .publish(Event::new(name, payload))
+            .await
+            .expect("publish");
+    }
+
+    /// The next `flow.started|stopped|failed` event about `flow_id`, as `(name, payload)`.
+    pub async fn next_flow_event(&mut self, flow_id: &str) -> (String, Value) {
+        let wait = async {
+            loop {
+                let received = self.observer.next().await.expect("bus open");
+                let event = received.event.clone();
+                received.ack().await.expect("ack");
+                if event.payload["id"] == flow_id {
+                    assert_eq!(event.headers.service_name, "component-orchestrator");
+                    return (event.name().to_owned(), event.payload);
+                }
+            }
+        };
+        tokio::time::timeout(WAIT, wait)
+            .await
+            .unwrap_or_else(|_| panic!("no event about flow {flow_id}"))
+    }
+
+    /// Publishes `flow.starting` as the flow repository does and returns the answer.
+    pub async fn start_flow(&mut self, flow: &Value) -> (String, Value) {
+        let mut payload = flow.clone();
+        payload["status"] = json!("starting");
+        payload["startedBy"] = json!("userId");
+        self.publish("flow-repository", "flow.starting", payload)
+            .await;
+        self.next_flow_event(flow["id"].as_str().expect("id")).await
+    }
+
+    /// Starts `flow` and asserts that it started.
+    pub async fn started(&mut self, flow: &Value) {
+        let (name, payload) = self.start_flow(flow).await;
+        assert_eq!(name, "flow.started", "{payload}");
+    }
+
+    /// Publishes `flow.execute` as the webhooks do and returns the execution id.
+    pub async fn execute(&self, flow: &Value, data: Value) -> String {
+        let exec_id = ObjectId::new().to_string();
+        let payload = json!({
+            "flow": {"_id": flow["id"], "graph": flow["graph"], "tenant": flow["tenant"], "owners": flow["owners"]},
+            "msg": {
+                "id": "b2a8",
+                "attachments": {},
+                "data": data,
+                "headers": {"content-type": "application/json"},
+                "metadata": {"source": {"name": "webhooks", "type": "webhook", "externalExecId": exec_id}},
+                "url": "/hook/x",
+                "method": "POST",
+                "originalUrl": "/hook/x",
+                "query": {},
+                "params": {},
+                "pathSuffix": "",
+            },
+            "msgOpts": {"headers": {"taskId": flow["id"]}},
+        });
+        self.publish("webhooks", "flow.execute", payload).await;
+        exec_id
+    }
+
+    /// The execution once it is no longer running.
+    pub async fn finished(&self, exec_id: &str) -> Value {
+        let wait = async {
+            loop {
+                if let Some(e) = self.executions.get(exec_id).await.expect("store") {
+                    let value = serde_json::to_value(&e).expect("json");
+                    if value["status"] != "running" {
+                        return value;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::time::timeout(WAIT, wait)
+            .await
+            .unwrap_or_else(|_| panic!("execution {exec_id} did not finish"))
+    }
+
+    /// The next `n` data messages steps emitted, as `(stepId, body)`, sorted by step id.
+    pub async fn outputs(&mut self, n: usize) -> Vec<(String, Value)> {
+        let mut found = Vec::new();
+        while found.len() < n {
+            let delivery = tokio::time::timeout(WAIT, self.spy.next())
+                .await
+                .expect("step output in time")
+                .expect("spy open");
+            let step = delivery.headers()["stepId"]
+                .as_str()
+                .expect("stepId")
+                .to_owned();
+            let body: Value = serde_json::from_slice(delivery.body()).expect("json body");
+            delivery.ack().await.expect("ack");
+            found.push((step, body));
+        }
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found
+    }
+
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        for worker in self.workers {
+            worker.await.expect("worker ended");
+        }
+    }
+}
+
+/// A node running the builtin component `name`.
+pub fn node(id: &str, name: &str, fields: Value) -> Value {
+    json!({"id": id, "componentId": builtin_id(name), "function": name, "fields": fields})
+}
+
+/// A flow as the flow repository formats it.
+pub fn flow(tenant: &str, owner: &str, nodes: Vec<Value>, edges: &[(&str, &str)]) -> Value {
+    let edges: Vec<Value> = edges
+        .iter()
+        .map(|(s, t)| json!({"source": s, "target": t}))
+        .collect();
+    json!({
+        "id": ObjectId::new().to_string(),
+        "name": "test flow",
+        "graph": {"nodes": nodes, "edges": edges},
+        "type": "ordinary",
+        "tenant": tenant,
+        "owners": [{"id": owner, "type": "USER"}],
+        "status": "inactive",
+    })
+}
+
+/// noop → jsonata (`{"doubled": n * 2}`) → log.
+pub fn linear_flow(tenant: &str, owner: &str) -> Value {
+    flow(
+        tenant,
+        owner,
+        vec![
+            node("step_1", "noop", json!({})),
+            node(
+                "step_2",
+                "jsonata",
+                json!({"expression": "{\"doubled\": n * 2}"}),
+            ),
+            node("step_3", "log", json!({"level": "debug"})),
+        ],
+        &[("step_1", "step_2"), ("step_2", "step_3")],
+    )
+}
