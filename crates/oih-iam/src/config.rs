@@ -151,6 +151,51 @@ pub struct Config {
     /// How long a username stays locked after too many failed logins, in seconds.
     #[arg(long = "iam-login-lockout-seconds", default_value_t = 60)]
     pub login_lockout_seconds: u64,
+
+    /// Serve the OpenID Connect provider: discovery at `/.well-known/openid-configuration`,
+    /// `/op/*` and admin client registration at `/api/v1/oidc/clients` (OIH mounted its
+    /// provider only with `IAM_AUTH_TYPE=oidc`). Its ID tokens are RS256-signed with RSA keys
+    /// that are generated and rotated like the JWT keys, whatever the login token format.
+    #[arg(
+        long = "iam-oidc-enabled",
+        env = "IAM_OIDC_ENABLED",
+        default_value_t = false,
+        action = clap::ArgAction::Set
+    )]
+    pub oidc_enabled: bool,
+
+    /// Lifetime of an OIDC authorization code, in seconds (single use in any case).
+    #[arg(
+        long = "iam-oidc-ttl-authcode",
+        env = "IAM_OIDC_TTL_AUTHCODE",
+        default_value_t = 60
+    )]
+    pub oidc_code_ttl_seconds: u64,
+
+    /// Lifetime of an OIDC access token (authorization code and client credentials grants), in
+    /// seconds.
+    #[arg(
+        long = "iam-oidc-ttl-accesstoken",
+        env = "IAM_OIDC_TTL_ACCESSTOKEN",
+        default_value_t = 3600
+    )]
+    pub oidc_access_token_ttl_seconds: u64,
+
+    /// Lifetime of an OIDC ID token, in seconds.
+    #[arg(
+        long = "iam-oidc-ttl-idtoken",
+        env = "IAM_OIDC_TTL_IDTOKEN",
+        default_value_t = 3600
+    )]
+    pub oidc_id_token_ttl_seconds: u64,
+
+    /// Lifetime of an OIDC refresh token, in seconds; each use replaces it with a new one.
+    #[arg(
+        long = "iam-oidc-ttl-refreshtoken",
+        env = "IAM_OIDC_TTL_REFRESHTOKEN",
+        default_value_t = 1_209_600
+    )]
+    pub oidc_refresh_token_ttl_seconds: u64,
 }
 
 impl Config {
@@ -184,5 +229,8 @@ mod tests {
         assert_eq!(cli.iam.token_format, TokenFormat::Opaque);
         assert_eq!(format!("{:?}", cli.iam.admin_password), "Some(Secret(***))");
         assert_eq!(cli.introspection.iam_token.expose(), "NoToken");
+        assert!(!cli.iam.oidc_enabled);
+        let cli = Cli::try_parse_from(["oih", "--iam-oidc-enabled", "true"]).expect("parse");
+        assert!(cli.iam.oidc_enabled);
     }
 }

@@ -272,7 +272,8 @@ impl Jwt {
         &self.settings.audience
     }
 
-    pub fn sign(&self, claims: &Claims) -> Result<String, Error> {
+    /// Signs any claim set: IAM's login [`Claims`] or an OIDC ID token.
+    pub fn sign<T: Serialize>(&self, claims: &T) -> Result<String, Error> {
         let keys = self.current();
         let (kid, key) = keys
             .signing

@@ -1,14 +1,15 @@
 //! The IAM service (iam-ils.md §1–§11): accounts, tenants, roles, permissions, opaque tokens
 //! (and, configurable, HS256/RS256 JWT login tokens with a JWKS), login/logout and token
-//! introspection, with OIH's paths, bodies, status codes and `{message}` errors; plus the two
-//! [`oih_http::Authenticator`]s every other service authenticates with:
-//! [`LocalAuthenticator`] (IAM in the same process: no network hop, a short cache) and
-//! [`IntrospectionAuthenticator`] (a service running alone: local JWT verification, OIH's
-//! introspection call for opaque tokens).
+//! introspection, with OIH's paths, bodies, status codes and `{message}` errors; an OpenID
+//! Connect provider when enabled; plus the two [`oih_http::Authenticator`]s every other
+//! service authenticates with: [`LocalAuthenticator`] (IAM in the same process: no network
+//! hop, a short cache) and [`IntrospectionAuthenticator`] (a service running alone: local JWT
+//! verification, OIH's introspection call for opaque tokens).
 //!
 //! Layout: `model` (documents and validation), `store` (the `iam_*` collections), `password`,
 //! `tokens` (minting, lookup, expiry), `jwt` (signing, keys, rotation), `access` (the caller
-//! and IAM's guards), `routes/*` (handlers), `events`, `throttle`, `bootstrap`, `authn`.
+//! and IAM's guards), `routes/*` (handlers), `events`, `throttle`, `bootstrap`, `authn`,
+//! `oidc/*` (the OpenID Connect provider).
 
 mod access;
 mod authn;
@@ -18,6 +19,7 @@ mod config;
 mod events;
 mod jwt;
 mod model;
+mod oidc;
 mod password;
 mod permissions;
 mod routes;
@@ -87,7 +89,7 @@ pub async fn module(config: Config, deps: Deps) -> Result<Iam, Error> {
         ErrorShape::Message,
         routes::router(state.clone()),
     );
-    if state.jwt.is_some() {
+    if state.jwt.is_some() || state.oidc.is_some() {
         module = module.with_worker(Worker::new("iam-jwt-keys", move |cancel| {
             rotate_keys(state, cancel)
         }));
@@ -106,16 +108,16 @@ async fn rotate_keys(
     state: state::AppState,
     cancel: tokio_util::sync::CancellationToken,
 ) -> Result<(), BoxError> {
-    let Some(jwt) = state.jwt.as_ref() else {
-        return Ok(());
-    };
+    let key_sets = state.jwt.iter().chain(state.oidc.as_ref().map(|o| &o.keys));
     loop {
         tokio::select! {
             () = cancel.cancelled() => return Ok(()),
             () = tokio::time::sleep(KEY_REFRESH) => {
-                // A failed refresh keeps the current keys; the next tick tries again.
-                if let Err(err) = jwt.refresh(&state.repo).await {
-                    tracing::warn!(error = %err, "JWT key refresh failed");
+                for keys in key_sets.clone() {
+                    // A failed refresh keeps the current keys; the next tick tries again.
+                    if let Err(err) = keys.refresh(&state.repo).await {
+                        tracing::warn!(error = %err, "JWT key refresh failed");
+                    }
                 }
             }
         }

@@ -38,6 +38,8 @@ pub struct Inner {
     pub jwt: Option<Jwt>,
     /// Login tokens are JWTs.
     pub issue_jwt: bool,
+    /// The OpenID Connect provider, when enabled.
+    pub oidc: Option<crate::oidc::Oidc>,
 }
 
 impl std::ops::Deref for AppState {
@@ -80,6 +82,7 @@ impl AppState {
                 Some(Jwt::open(settings, &repo).await?)
             }
         };
+        let oidc = crate::oidc::Oidc::open(config, &repo).await?;
         Ok(Self(Arc::new(Inner {
             repo,
             hasher,
@@ -93,6 +96,7 @@ impl AppState {
             refresh_every: Duration::from_secs(config.token_refresh_seconds),
             jwt,
             issue_jwt,
+            oidc,
         })))
     }
 

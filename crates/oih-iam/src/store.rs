@@ -17,6 +17,9 @@ pub const ROLES: Collection = Collection("iam_roles");
 pub const TOKENS: Collection = Collection("iam_tokens");
 pub const KEYS: Collection = Collection("iam_keys");
 pub const TENANT_KEYS: Collection = Collection("iam_tenant_keys");
+pub const OIDC_CLIENTS: Collection = Collection("iam_oidc_clients");
+pub const OIDC_CODES: Collection = Collection("iam_oidc_codes");
+pub const OIDC_TOKENS: Collection = Collection("iam_oidc_tokens");
 
 /// A typed document with the store's bookkeeping.
 #[derive(Debug, Clone)]
@@ -93,6 +96,18 @@ impl Repo {
             },
         )
         .await?;
+        for (coll, hash) in [(OIDC_CODES, "codeHash"), (OIDC_TOKENS, "tokenHash")] {
+            docs.ensure_collection(
+                coll,
+                &CollectionSpec {
+                    unique: vec![vec![hash]],
+                    indexed: vec!["clientId"],
+                },
+            )
+            .await?;
+        }
+        docs.ensure_collection(OIDC_CLIENTS, &CollectionSpec::default())
+            .await?;
         Ok(Self { docs })
     }
 

@@ -32,52 +32,7 @@ pub async fn login(State(state): State<AppState>, body: Bytes) -> Result<Json<Va
         }
         return Err(unauthorized("UNKNOWN_ERROR"));
     };
-    // Stored usernames are lowercase; OIH compared as typed, so capitals never matched.
-    let username = username.to_lowercase();
-    if !state.throttle.allowed(&username) {
-        state.events.login_failed(&username, "THROTTLED").await;
-        return Err(ApiError::Other {
-            status: StatusCode::TOO_MANY_REQUESTS,
-            message: "TOO_MANY_ATTEMPTS".into(),
-        });
-    }
-    let account: Option<Stored<Account>> = state
-        .repo
-        .find_one(ACCOUNTS, &Filter::eq("username", username.clone()))
-        .await?;
-    let Some(mut account) = account else {
-        fail(&state, &username, "USER_NOT_FOUND").await;
-        return Err(unauthorized("USER_NOT_FOUND"));
-    };
-    let verified = match account.body.hash.as_deref() {
-        Some(hash) => state
-            .hasher
-            .verify(password, hash, account.body.salt.as_deref()),
-        None => Verified::No,
-    };
-    if verified == Verified::No {
-        fail(&state, &username, "PASSWORD_INCORRECT").await;
-        let mut body = account.body.clone();
-        body.safeguard.failed_login_attempts += 1;
-        // Losing a concurrent increment is harmless; the throttle counts in memory.
-        if let Err(err) = state.repo.update(ACCOUNTS, &account, &body).await {
-            tracing::debug!(error = %err, "failed-login counter not updated");
-        }
-        return Err(unauthorized("PASSWORD_INCORRECT"));
-    }
-    if account.body.status != Status::Active {
-        fail(&state, &username, "ENTITY_DISABLED").await;
-        return Err(unauthorized("ENTITY_DISABLED"));
-    }
-    state.throttle.succeeded(&username);
-    let mut body = account.body.clone();
-    body.safeguard.last_login = Some(chrono::Utc::now());
-    body.safeguard.failed_login_attempts = 0;
-    if verified == Verified::YesRehash {
-        body.hash = Some(state.hasher.hash(password).map_err(ApiError::internal)?);
-        body.salt = None;
-    }
-    account = state.repo.update(ACCOUNTS, &account, &body).await?;
+    let account = check_credentials(&state, username, password).await?;
     let (lifespan_text, lifespan) = state.default_lifespan.clone();
     let token = mint(
         &state,
@@ -99,6 +54,93 @@ pub async fn login(State(state): State<AppState>, body: Bytes) -> Result<Json<Va
         .map_err(ApiError::internal)?;
     let value = jwt.unwrap_or_else(|| token.body.token.clone());
     Ok(Json(json!({"token": value, "id": token.id})))
+}
+
+/// Why a username/password pair was refused.
+pub enum LoginFailure {
+    /// Too many recent failures for this username.
+    Throttled,
+    /// OIH's reason: `USER_NOT_FOUND`, `PASSWORD_INCORRECT`, `ENTITY_DISABLED`.
+    Rejected(&'static str),
+    Store(oih_store::StoreError),
+    Hash(String),
+}
+
+impl From<oih_store::StoreError> for LoginFailure {
+    fn from(err: oih_store::StoreError) -> Self {
+        Self::Store(err)
+    }
+}
+
+impl From<LoginFailure> for ApiError {
+    fn from(failure: LoginFailure) -> Self {
+        match failure {
+            LoginFailure::Throttled => ApiError::Other {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                message: "TOO_MANY_ATTEMPTS".into(),
+            },
+            LoginFailure::Rejected(reason) => unauthorized(reason),
+            LoginFailure::Store(err) => err.into(),
+            LoginFailure::Hash(err) => ApiError::internal(err),
+        }
+    }
+}
+
+/// Checks a password login with the throttle, the failure events and counters, and the
+/// upgrade of legacy hashes; shared by `POST /login` and the OIDC login form.
+pub async fn check_credentials(
+    state: &AppState,
+    username: &str,
+    password: &str,
+) -> Result<Stored<Account>, LoginFailure> {
+    // Stored usernames are lowercase; OIH compared as typed, so capitals never matched.
+    let username = username.to_lowercase();
+    if !state.throttle.allowed(&username) {
+        state.events.login_failed(&username, "THROTTLED").await;
+        return Err(LoginFailure::Throttled);
+    }
+    let account: Option<Stored<Account>> = state
+        .repo
+        .find_one(ACCOUNTS, &Filter::eq("username", username.clone()))
+        .await?;
+    let Some(account) = account else {
+        fail(state, &username, "USER_NOT_FOUND").await;
+        return Err(LoginFailure::Rejected("USER_NOT_FOUND"));
+    };
+    let verified = match account.body.hash.as_deref() {
+        Some(hash) => state
+            .hasher
+            .verify(password, hash, account.body.salt.as_deref()),
+        None => Verified::No,
+    };
+    if verified == Verified::No {
+        fail(state, &username, "PASSWORD_INCORRECT").await;
+        let mut body = account.body.clone();
+        body.safeguard.failed_login_attempts += 1;
+        // Losing a concurrent increment is harmless; the throttle counts in memory.
+        if let Err(err) = state.repo.update(ACCOUNTS, &account, &body).await {
+            tracing::debug!(error = %err, "failed-login counter not updated");
+        }
+        return Err(LoginFailure::Rejected("PASSWORD_INCORRECT"));
+    }
+    if account.body.status != Status::Active {
+        fail(state, &username, "ENTITY_DISABLED").await;
+        return Err(LoginFailure::Rejected("ENTITY_DISABLED"));
+    }
+    state.throttle.succeeded(&username);
+    let mut body = account.body.clone();
+    body.safeguard.last_login = Some(chrono::Utc::now());
+    body.safeguard.failed_login_attempts = 0;
+    if verified == Verified::YesRehash {
+        body.hash = Some(
+            state
+                .hasher
+                .hash(password)
+                .map_err(|e| LoginFailure::Hash(e.to_string()))?,
+        );
+        body.salt = None;
+    }
+    Ok(state.repo.update(ACCOUNTS, &account, &body).await?)
 }
 
 async fn fail(state: &AppState, username: &str, reason: &str) {

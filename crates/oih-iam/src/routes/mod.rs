@@ -1,6 +1,6 @@
 //! IAM's routes at OIH's paths (iam-ils.md §10), and the small helpers they share.
 
-mod auth;
+pub(crate) mod auth;
 mod permissions;
 mod roles;
 mod tenants;
@@ -58,12 +58,19 @@ pub fn router(state: AppState) -> Router {
                 .delete(roles::remove),
         )
         .route("/permissions", get(permissions::list));
-    Router::new()
+    let routes = Router::new()
         .route("/login", post(auth::login))
         .route("/logout", post(auth::logout))
-        .route("/.well-known/jwks.json", get(auth::jwks))
-        .nest("/api/v1", api)
-        .with_state(state)
+        .route("/.well-known/jwks.json", get(auth::jwks));
+    // The OpenID Connect provider is mounted only when configured (OIH's `IAM_AUTH_TYPE=oidc`).
+    let routes = if state.oidc.is_some() {
+        routes
+            .merge(crate::oidc::router())
+            .nest("/api/v1", api.merge(crate::oidc::admin_router()))
+    } else {
+        routes.nest("/api/v1", api)
+    };
+    routes.with_state(state)
 }
 
 /// Express's `sendStatus(200)`: a plain-text `OK`.
@@ -89,7 +96,7 @@ fn object(body: Value) -> Result<Map<String, Value>, ApiError> {
 
 /// An id from the path or a body: malformed ids are the caller's mistake (OIH answered 500 or
 /// never answered).
-fn valid_id(id: &str) -> Result<(), ApiError> {
+pub(crate) fn valid_id(id: &str) -> Result<(), ApiError> {
     if ObjectId::is_valid(id) {
         Ok(())
     } else {

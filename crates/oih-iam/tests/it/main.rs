@@ -3,6 +3,7 @@
 mod authn;
 mod jwt;
 mod login;
+mod oidc;
 mod roles;
 mod tenants;
 mod tokens;
@@ -48,6 +49,11 @@ pub fn config() -> Config {
         token_refresh_seconds: 300,
         login_max_failures: 3,
         login_lockout_seconds: 60,
+        oidc_enabled: false,
+        oidc_code_ttl_seconds: 60,
+        oidc_access_token_ttl_seconds: 3600,
+        oidc_id_token_ttl_seconds: 3600,
+        oidc_refresh_token_ttl_seconds: 1_209_600,
     }
 }
 
