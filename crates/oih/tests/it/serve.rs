@@ -66,3 +66,33 @@ async fn serves_health_metrics_and_json_404_then_stops_on_sigterm() {
         "SQLite file in the data dir"
     );
 }
+
+/// The microservice shape: `--only` mounts just the named service, whose unknown paths answer
+/// in its own error shape.
+#[tokio::test]
+async fn only_mounts_the_selected_service() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_hub, base) = crate::support::start_with(dir.path(), &[], &["--only", "flow-repository"]);
+    let health = crate::support::wait_healthy(&base).await;
+    assert_eq!(health["status"], "pass");
+    let http = reqwest::Client::new();
+    // Its routes are there (and want a token)...
+    let flows = http
+        .get(format!("{base}/flows"))
+        .send()
+        .await
+        .expect("GET /flows");
+    assert_eq!(flows.status(), 401);
+    let body: serde_json::Value = flows.json().await.expect("json");
+    assert_eq!(
+        body["errors"][0]["message"],
+        "Missing authorization header."
+    );
+    // ...other services' routes are not: a 404 in the flow repository's shape.
+    for path in ["/logs", "/api/v1/secrets", "/components", "/login"] {
+        let res = http.get(format!("{base}{path}")).send().await.expect("GET");
+        assert_eq!(res.status(), 404, "{path} must not be served");
+        let body: serde_json::Value = res.json().await.expect("json 404");
+        assert!(body["errors"][0]["message"].is_string(), "{path}: {body}");
+    }
+}

@@ -19,10 +19,20 @@ impl Drop for Running {
 /// `oih serve` on 127.0.0.1:0 with `data_dir` and the extra environment `env`; returns the
 /// running child and its base URL (from the banner).
 pub fn start(data_dir: &std::path::Path, env: &[(&str, &str)]) -> (Running, String) {
+    start_with(data_dir, env, &[])
+}
+
+/// As [`start`], with extra `serve` arguments (e.g. `--only`).
+pub fn start_with(
+    data_dir: &std::path::Path,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> (Running, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_oih"));
     command
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
+        .args(args)
         .env("RUST_LOG", "warn")
         .env_remove("OIH_LISTEN")
         .env_remove("PORT")
