@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, MatchedPath};
-use axum::http::{HeaderName, Request, Response};
+use axum::http::{HeaderName, HeaderValue, Method, Request, Response, header};
 use axum::routing::get;
 use axum::{Extension, Router, middleware};
 use tower::ServiceBuilder;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use tracing::Span;
@@ -33,6 +34,7 @@ pub struct App {
     body_limit: usize,
     authn: Option<Authn>,
     version: &'static str,
+    cors_origins: Vec<String>,
 }
 
 impl Default for App {
@@ -55,6 +57,7 @@ impl App {
             body_limit: DEFAULT_BODY_LIMIT,
             authn: None,
             version: env!("CARGO_PKG_VERSION"),
+            cors_origins: Vec::new(),
         }
     }
 
@@ -77,6 +80,14 @@ impl App {
 
     pub fn authenticator(mut self, authenticator: Arc<dyn Authenticator>) -> Self {
         self.authn = Some(Authn(authenticator));
+        self
+    }
+
+    /// Browser origins allowed to call the API (OIH's `ORIGINWHITELIST`); `*` allows any.
+    /// Without any, no CORS headers are sent, so browsers allow only same-origin calls.
+    /// Requests without an `Origin` header (servers, curl) are never affected.
+    pub fn cors_origins(mut self, origins: Vec<String>) -> Self {
+        self.cors_origins = origins;
         self
     }
 
@@ -136,6 +147,9 @@ impl App {
         if let Some(authn) = self.authn {
             router = router.layer(Extension(authn));
         }
+        if let Some(cors) = cors_layer(&self.cors_origins) {
+            router = router.layer(cors);
+        }
         let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
         let router = router.layer(
             ServiceBuilder::new()
@@ -151,6 +165,52 @@ impl App {
         );
         Built { router, workers }
     }
+}
+
+/// The CORS policy for the configured origins; None when no origin is allowed. Origins that
+/// are not valid header values are skipped with a warning rather than failing the start.
+fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        let list: Vec<HeaderValue> = origins
+            .iter()
+            .filter_map(|o| match HeaderValue::from_str(o.trim()) {
+                Ok(v) => Some(v),
+                Err(_) => {
+                    tracing::warn!(origin = %o, "ignoring an invalid CORS origin");
+                    None
+                }
+            })
+            .collect();
+        AllowOrigin::list(list)
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([
+                Method::GET,
+                Method::HEAD,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+                Method::OPTIONS,
+            ])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::ACCEPT,
+                HeaderName::from_static(REQUEST_ID_HEADER),
+                HeaderName::from_static("x-auth-type"),
+                HeaderName::from_static("idempotency-key"),
+            ])
+            .expose_headers([HeaderName::from_static(REQUEST_ID_HEADER)])
+            .max_age(Duration::from_secs(600)),
+    )
 }
 
 fn make_span(req: &Request<Body>) -> Span {

@@ -124,6 +124,16 @@ pub struct ServeArgs {
     )]
     pub shutdown_grace: u64,
 
+    /// Browser origins allowed to call the API (comma-separated; `*` for any), as OIH's
+    /// ORIGINWHITELIST. Default: none, so browsers may only call from the hub's own origin.
+    #[arg(
+        long,
+        env = "ORIGINWHITELIST",
+        value_delimiter = ',',
+        value_name = "ORIGIN"
+    )]
+    pub cors_origins: Vec<String>,
+
     /// Production mode: refuse insecure defaults instead of generating them (e.g. the Secret
     /// Service's master key must be given).
     #[arg(long, env = "OIH_PRODUCTION")]

@@ -63,6 +63,7 @@ async fn serve(
     let mut app = App::new()
         .version(env!("CARGO_PKG_VERSION"))
         .body_limit(args.body_limit)
+        .cors_origins(args.cors_origins.clone())
         .health_check(store_check(backend))
         .health_check(bus_check(bus.clone()));
     let mut mounted = Vec::new();
