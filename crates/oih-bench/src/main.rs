@@ -1,7 +1,8 @@
 //! Benchmarks that print figures (a table for people, one JSON line per result for scripts).
 //!
-//! `cargo run --release -p oih-bench -- bus --help`, `… -- log --help`
+//! `cargo run --release -p oih-bench -- bus --help`, `… -- log --help`, `… -- auth --help`
 
+mod auth;
 mod bus;
 mod log;
 
@@ -20,6 +21,8 @@ enum Command {
     Bus(bus::BusArgs),
     /// Message log alone: how fast the store persists group commits (append + remove).
     Log(log::LogArgs),
+    /// Authenticated requests: throughput and latency of a protected endpoint per auth mode.
+    Auth(auth::AuthArgs),
 }
 
 #[tokio::main]
@@ -27,5 +30,6 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Bus(args) => bus::run(args).await,
         Command::Log(args) => log::run(args).await,
+        Command::Auth(args) => auth::run(args).await,
     }
 }

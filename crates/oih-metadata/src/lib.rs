@@ -17,6 +17,7 @@ pub mod events;
 pub mod http;
 pub mod model;
 pub mod processing;
+mod reader;
 pub mod store;
 pub mod validation;
 pub mod write;
@@ -29,6 +30,7 @@ use oih_http::{ErrorShape, ServiceModule, Worker};
 use oih_store::DocStore;
 
 pub use archive::Limits;
+pub use reader::SchemaReader;
 pub use write::{ImportReport, WriteError};
 
 /// The service name: event-bus queue, `serviceName` header, module name.

@@ -58,6 +58,7 @@ async fn serve(
         bus: bus.clone(),
         data_dir: storage.data_dir.clone(),
         production: args.production,
+        selected: selected.clone(),
         configs: args.services_config.clone(),
     };
     let mut app = App::new()

@@ -83,6 +83,8 @@ pub struct ServiceConfigs {
     pub scheduler: oih_scheduler::Config,
     #[command(flatten, next_help_heading = "Meta Data Repository")]
     pub metadata: oih_metadata::Config,
+    #[command(flatten, next_help_heading = "Integration Layer Service")]
+    pub ils: oih_ils::Config,
 }
 
 /// What `serve` hands every service: shared infrastructure, opened once.
@@ -94,6 +96,9 @@ pub struct ServiceContext {
     pub data_dir: PathBuf,
     /// Refuse insecure defaults (e.g. a generated master key).
     pub production: bool,
+    /// The services of this process, so a service can call a peer in process (the ILS reads
+    /// the Meta Data Repository's schemas) instead of over HTTP.
+    pub selected: Vec<Service>,
     pub configs: ServiceConfigs,
 }
 
@@ -168,12 +173,26 @@ pub async fn build(service: Service, ctx: &ServiceContext) -> anyhow::Result<Opt
                 .await?
                 .into()
         }
+        Service::IntegrationLayerService => {
+            let config = ctx.configs.ils.clone();
+            let schemas: Arc<dyn oih_ils::SchemaSource> =
+                if ctx.selected.contains(&Service::MetaDataRepository) {
+                    Arc::new(InProcessSchemas(
+                        oih_metadata::SchemaReader::open(docs.clone()).await?,
+                    ))
+                } else {
+                    Arc::new(config.http_schema_source()?)
+                };
+            oih_ils::module(config, oih_ils::Deps { docs, schemas })
+                .await?
+                .into()
+        }
         Service::AuditLog => {
             oih_audit::module(ctx.configs.audit.clone(), oih_audit::Deps { docs, bus })
                 .await?
                 .into()
         }
-        Service::Webhooks | Service::IntegrationLayerService | Service::Snapshots => {
+        Service::Webhooks | Service::Snapshots => {
             return Ok(None);
         }
     };
@@ -185,6 +204,25 @@ fn step_http_client() -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder()
         .user_agent(concat!("oih/", env!("CARGO_PKG_VERSION")))
         .build()?)
+}
+
+/// The ILS's schemas read straight from the Meta Data Repository running in this process,
+/// with the caller's rights: the same answer as over HTTP, without the round trip.
+struct InProcessSchemas(oih_metadata::SchemaReader);
+
+#[async_trait::async_trait]
+impl oih_ils::SchemaSource for InProcessSchemas {
+    async fn schema(
+        &self,
+        domain_id: &str,
+        schema_uri: &str,
+        caller: &oih_ils::Caller,
+    ) -> Result<Option<serde_json::Value>, oih_ils::SchemaError> {
+        self.0
+            .read(&caller.identity, domain_id, schema_uri)
+            .await
+            .map_err(|e| oih_ils::SchemaError::Unavailable(e.to_string()))
+    }
 }
 
 /// The runtime's builtin components as Component Repository entries, so flows can reference

@@ -184,3 +184,99 @@ async fn a_flow_with_a_bad_step_configuration_does_not_start() {
     // flow.failed → the repository stops it → the orchestrator confirms → inactive again
     hub.wait_status(&id, "inactive").await;
 }
+
+/// OIH's schema data beside the repository, or None (with the reason printed).
+fn shared_schema_data() -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
+    let (archive, models) = (data.join("oih-dev-schemas.zip"), data.join("oih-models"));
+    if archive.is_file() && models.is_dir() {
+        Some((archive, models))
+    } else {
+        eprintln!(
+            "skipping: OIH's schema data is absent from {}",
+            data.display()
+        );
+        None
+    }
+}
+
+/// The Meta Data Repository holds OIH's standard models (imported with the CLI); the
+/// Integration Layer Service merges two partial person records and validates the merge
+/// against the person model, whose `$ref`s (to `oih-data-record.json` and the shared
+/// definitions) are resolved in process.
+#[tokio::test]
+async fn ils_merges_partial_records_validated_against_an_imported_oih_model() {
+    let Some((archive, models)) = shared_schema_data() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    for source in [&archive, &models] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_oih"))
+            .args(["metadata", "import"])
+            .arg(source)
+            .args(["--domain", "oih-standard", "--data-dir"])
+            .arg(dir.path())
+            .env_remove("OIH_DATABASE_URL")
+            .output()
+            .expect("run oih metadata import");
+        assert!(out.status.success(), "{out:?}");
+    }
+    let env = [
+        ("IAM_ACC_ADMIN_USERNAME", ADMIN),
+        ("IAM_ACC_ADMIN_PASSWORD", PASSWORD),
+    ];
+    let (_hub, base) = start(dir.path(), &env);
+    wait_healthy(&base).await;
+    let http = reqwest::Client::new();
+    let login: Value = http
+        .post(format!("{base}/login"))
+        .json(&json!({"username": ADMIN, "password": PASSWORD}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    let hub = Hub {
+        base,
+        http,
+        token: login["token"].as_str().expect("token").to_owned(),
+    };
+
+    let domains = hub.get("/api/v1/domains").await;
+    let domain = domains["data"]
+        .as_array()
+        .expect("domains")
+        .iter()
+        .find(|d| d["name"] == "oih-standard")
+        .and_then(|d| d["id"].as_str())
+        .expect("the imported domain")
+        .to_owned();
+    let def = json!({"domainId": domain, "schemaUri": "Addresses/personV2.json"});
+    let chunk = |payload: Value| json!({"ilaId": "contacts", "token": "compat-token", "cid": "email", "def": def, "payload": payload});
+
+    // The CRM's half lacks `oihApplicationRecords`, which the model requires through its
+    // reference to oih-data-record.json: stored, not valid.
+    let first = hub
+        .post(
+            "/chunks",
+            &chunk(json!({"email": "ann@example.com", "firstName": "Ann"})),
+        )
+        .await;
+    assert_eq!(first["data"]["valid"], false, "{first}");
+    // The other system's half, same email: merged into one record that now validates.
+    let records = json!([{"applicationUid": "crm", "recordUid": "42"}]);
+    let merged = hub
+        .post(
+            "/chunks",
+            &chunk(json!({"email": "ann@example.com", "oihApplicationRecords": records})),
+        )
+        .await;
+    assert_eq!(merged["data"]["valid"], true, "{merged}");
+    assert_eq!(
+        merged["data"]["payload"],
+        json!({"email": "ann@example.com", "firstName": "Ann", "oihApplicationRecords": records})
+    );
+    let listed = hub.get("/chunks/contacts").await;
+    assert_eq!(listed["meta"]["total"], 1, "{listed}");
+}

@@ -1,0 +1,7 @@
+//! The integration-layer-service through its router, as `oih serve` mounts it.
+
+mod chunks;
+mod http_source;
+mod split;
+mod support;
+mod tenancy;
