@@ -2,6 +2,8 @@
 //! connections) send N `GET /flows` requests with a bearer token to a flow repository served on
 //! 127.0.0.1, in these modes:
 //!
+//! - `baseline`: no token check at all (an authenticator that returns a fixed admin identity),
+//!   the ceiling the other modes are measured against: routing, the handler and its SQLite query;
 //! - `jwt-inprocess`: IAM hands out HS256 JWTs; IAM and the flow repository share one app, and
 //!   the flow repository authenticates through IAM's in-process authenticator (`Iam.authenticator`,
 //!   which verifies the JWT, checks its token document and caches the identity for
@@ -29,7 +31,8 @@ use clap::Args;
 use hdrhistogram::Histogram;
 use oih_bus::MessageBus;
 use oih_bus::embedded::EmbeddedBus;
-use oih_http::{App, Authenticator, ServiceModule};
+use oih_core::Identity;
+use oih_http::{App, AuthError, Authenticator, ServiceModule};
 use oih_iam::{
     Config, IntrospectionAuthenticator, IntrospectionConfig, JwtAlgorithm, Secret, TokenFormat,
 };
@@ -76,10 +79,18 @@ pub async fn run(args: AuthArgs) -> Result<()> {
     };
     let mut rows = Vec::new();
 
+    // No token check: what the endpoint itself costs.
+    let alone = FlowsApp::start(Arc::new(FixedIdentity)).await?;
+    rows.push(load.measure("baseline", &alone.server.url, "any").await?);
+    alone.stop().await;
+
     // JWT login tokens.
     let iam = IamApp::start(TokenFormat::Jwt).await?;
     let token = iam.login(&load.client).await?;
-    rows.push(load.measure("jwt-inprocess", &iam.server.url, &token).await?);
+    rows.push(
+        load.measure("jwt-inprocess", &iam.server.url, &token)
+            .await?,
+    );
     let verifier = introspection(&iam, 0, Some(Secret::new(JWT_SECRET)));
     let alone = FlowsApp::start(IntrospectionAuthenticator::new(&verifier)?).await?;
     rows.push(
@@ -106,7 +117,10 @@ pub async fn run(args: AuthArgs) -> Result<()> {
 
     print!("{}", table(&rows));
     let errors: u64 = rows.iter().map(|r| r.errors).sum();
-    ensure!(errors == 0, "{errors} requests failed (non-2xx or transport error)");
+    ensure!(
+        errors == 0,
+        "{errors} requests failed (non-2xx or transport error)"
+    );
     Ok(())
 }
 
@@ -250,7 +264,7 @@ struct FlowsApp {
 }
 
 impl FlowsApp {
-    async fn start(authenticator: Arc<IntrospectionAuthenticator>) -> Result<Self> {
+    async fn start(authenticator: Arc<dyn Authenticator>) -> Result<Self> {
         let (backend, bus) = infrastructure().await?;
         let app = App::new().module(flows_module(&backend, &bus).await?);
         let server = Server::start(app, authenticator, backend, bus).await?;
@@ -259,6 +273,20 @@ impl FlowsApp {
 
     async fn stop(self) {
         self.server.stop().await;
+    }
+}
+
+/// The baseline's authenticator: every token is the same admin, nothing is checked.
+struct FixedIdentity;
+
+#[async_trait::async_trait]
+impl Authenticator for FixedIdentity {
+    async fn authenticate(&self, _token: &str) -> Result<Identity, AuthError> {
+        Ok(Identity::new(
+            "5f1e0000000000000000a1a1",
+            None,
+            vec!["all".to_owned()],
+        ))
     }
 }
 
