@@ -33,9 +33,7 @@ use oih_bus::MessageBus;
 use oih_bus::embedded::EmbeddedBus;
 use oih_core::Identity;
 use oih_http::{App, AuthError, Authenticator, ServiceModule};
-use oih_iam::{
-    Config, IntrospectionAuthenticator, IntrospectionConfig, JwtAlgorithm, Secret, TokenFormat,
-};
+use oih_iam::{Config, IntrospectionAuthenticator, IntrospectionConfig, Secret, TokenFormat};
 use oih_store::Backend;
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -141,25 +139,11 @@ fn iam_config(format: TokenFormat) -> Config {
     Config {
         admin_username: ADMIN.into(),
         admin_password: Some(Secret::new(ADMIN_PASSWORD)),
-        service_account_username: "service-iam@example.com".into(),
-        token_lifespan: "3h".into(),
         token_format: format,
-        jwt_algorithm: JwtAlgorithm::Hmac,
         jwt_secret: Some(Secret::new(JWT_SECRET)),
         jwt_audience: AUDIENCE.into(),
         base_url: ISSUER.into(),
-        jwt_key_rotation_seconds: 30 * 24 * 3600,
-        argon2_memory_kib: 19 * 1024,
-        argon2_iterations: 2,
-        auth_cache_seconds: 10,
-        token_refresh_seconds: 300,
-        login_max_failures: 5,
-        login_lockout_seconds: 60,
-        oidc_enabled: false,
-        oidc_code_ttl_seconds: 60,
-        oidc_access_token_ttl_seconds: 3600,
-        oidc_id_token_ttl_seconds: 3600,
-        oidc_refresh_token_ttl_seconds: 1_209_600,
+        ..Config::default()
     }
 }
 

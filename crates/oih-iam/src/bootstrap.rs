@@ -66,11 +66,11 @@ async fn create_admin(state: &AppState, config: &Config) -> Result<(), Error> {
             &Filter::and([Filter::eq("name", "ADMIN"), Filter::eq("isGlobal", true)]),
         )
         .await?;
-    let (password, generated) = match &config.admin_password {
+    let (password, generated) = match config.bootstrap_admin_password() {
         Some(p) if !p.expose().is_empty() => (p.expose().to_owned(), false),
         _ => (random_password(), true),
     };
-    let mut admin = account(&config.admin_username, "admin", &password, state)?;
+    let mut admin = account(config.bootstrap_admin_username(), "admin", &password, state)?;
     admin.roles = admin_role.map(|r| vec![r.id]).unwrap_or_default();
     // Also `all` on the account itself: OIH's web UI decides "admin" from the raw account
     // permissions of /users/me, so a role-only admin was not an admin there.

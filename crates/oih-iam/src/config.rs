@@ -43,6 +43,8 @@ pub enum TokenFormat {
     Jwt,
 }
 
+const DEFAULT_ADMIN_USERNAME: &str = "admin@example.com";
+
 /// IAM configuration. `serve` flattens it into its own command line.
 #[derive(Debug, Clone, clap::Args)]
 #[group(id = "iam")]
@@ -51,7 +53,7 @@ pub struct Config {
     #[arg(
         long = "iam-admin-username",
         env = "IAM_ACC_ADMIN_USERNAME",
-        default_value = "admin@example.com"
+        default_value = DEFAULT_ADMIN_USERNAME
     )]
     pub admin_username: String,
 
@@ -59,6 +61,20 @@ pub struct Config {
     /// on first start.
     #[arg(long = "iam-admin-password", env = "IAM_ACC_ADMIN_PASSWORD")]
     pub admin_password: Option<Secret>,
+
+    /// Shorter names for the two settings above (used when OIH's names are not set).
+    #[arg(
+        long = "iam-admin-username-alias",
+        env = "IAM_ADMIN_USERNAME",
+        hide = true
+    )]
+    pub admin_username_alias: Option<String>,
+    #[arg(
+        long = "iam-admin-password-alias",
+        env = "IAM_ADMIN_PASSWORD",
+        hide = true
+    )]
+    pub admin_password_alias: Option<Secret>,
 
     /// Username of the service account created on first start for the hub's own
     /// service-to-service calls (it gets `all` and a persistent token).
@@ -198,7 +214,55 @@ pub struct Config {
     pub oidc_refresh_token_ttl_seconds: u64,
 }
 
+/// The same values as the flags' defaults (a test checks they agree), for code that builds a
+/// configuration without a command line (tests, benchmarks).
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            admin_username: DEFAULT_ADMIN_USERNAME.into(),
+            admin_password: None,
+            admin_username_alias: None,
+            admin_password_alias: None,
+            service_account_username: "service-iam@example.com".into(),
+            token_lifespan: "3h".into(),
+            token_format: TokenFormat::Opaque,
+            jwt_algorithm: JwtAlgorithm::Hmac,
+            jwt_secret: None,
+            jwt_audience: "example.com".into(),
+            base_url: "https://127.0.0.1:3099".into(),
+            jwt_key_rotation_seconds: 30 * 24 * 3600,
+            argon2_memory_kib: 19 * 1024,
+            argon2_iterations: 2,
+            auth_cache_seconds: 10,
+            token_refresh_seconds: 300,
+            login_max_failures: 5,
+            login_lockout_seconds: 60,
+            oidc_enabled: false,
+            oidc_code_ttl_seconds: 60,
+            oidc_access_token_ttl_seconds: 3600,
+            oidc_id_token_ttl_seconds: 3600,
+            oidc_refresh_token_ttl_seconds: 1_209_600,
+        }
+    }
+}
+
 impl Config {
+    /// The bootstrap admin's username: OIH's `IAM_ACC_ADMIN_USERNAME` when given, else
+    /// `IAM_ADMIN_USERNAME`, else the default.
+    pub(crate) fn bootstrap_admin_username(&self) -> &str {
+        match &self.admin_username_alias {
+            Some(alias) if self.admin_username == DEFAULT_ADMIN_USERNAME => alias,
+            _ => &self.admin_username,
+        }
+    }
+
+    /// The bootstrap admin's password: `IAM_ACC_ADMIN_PASSWORD`, else `IAM_ADMIN_PASSWORD`.
+    pub(crate) fn bootstrap_admin_password(&self) -> Option<&Secret> {
+        self.admin_password
+            .as_ref()
+            .or(self.admin_password_alias.as_ref())
+    }
+
     pub(crate) fn auth_cache_ttl(&self) -> Duration {
         Duration::from_secs(self.auth_cache_seconds)
     }
@@ -218,6 +282,55 @@ mod tests {
         iam: Config,
         #[command(flatten)]
         introspection: IntrospectionConfig,
+    }
+
+    #[test]
+    fn default_matches_the_flag_defaults() {
+        let parsed = Cli::try_parse_from(["oih"]).expect("parse");
+        // Debug shows every field (secrets masked); env vars of the test process could
+        // differ, so only compare when none of IAM's is set.
+        if std::env::vars().any(|(k, _)| k.starts_with("IAM_")) {
+            eprintln!("skipping: IAM_* variables are set in this environment");
+            return;
+        }
+        assert_eq!(
+            format!("{:?}", parsed.iam),
+            format!("{:?}", Config::default())
+        );
+    }
+
+    #[test]
+    fn the_short_admin_names_are_read_when_oihs_are_not_set() {
+        let cli = Cli::try_parse_from([
+            "oih",
+            "--iam-admin-username-alias",
+            "ops@example.com",
+            "--iam-admin-password-alias",
+            "pw1",
+        ])
+        .expect("parse");
+        assert_eq!(cli.iam.bootstrap_admin_username(), "ops@example.com");
+        assert_eq!(
+            cli.iam.bootstrap_admin_password().map(Secret::expose),
+            Some("pw1")
+        );
+        let cli = Cli::try_parse_from([
+            "oih",
+            "--iam-admin-username",
+            "oih@example.com",
+            "--iam-admin-username-alias",
+            "ops@example.com",
+            "--iam-admin-password",
+            "pw0",
+            "--iam-admin-password-alias",
+            "pw1",
+        ])
+        .expect("parse");
+        assert_eq!(cli.iam.bootstrap_admin_username(), "oih@example.com");
+        assert_eq!(
+            cli.iam.bootstrap_admin_password().map(Secret::expose),
+            Some("pw0")
+        );
     }
 
     #[test]

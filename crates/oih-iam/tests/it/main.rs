@@ -21,7 +21,7 @@ use oih_bus::embedded::EmbeddedBus;
 use oih_bus::{EventBus, EventStream, MessageBus};
 use oih_core::Event;
 use oih_http::Authenticator;
-use oih_iam::{Config, Deps, JwtAlgorithm, Secret, TokenFormat};
+use oih_iam::{Config, Deps, Secret};
 use oih_store::DocStore;
 use oih_store::testing::{PG_ENV, PgSchema};
 use serde_json::{Value, json};
@@ -35,25 +35,13 @@ pub fn config() -> Config {
     Config {
         admin_username: ADMIN.into(),
         admin_password: Some(Secret::new(ADMIN_PASSWORD)),
-        service_account_username: "service-iam@example.com".into(),
-        token_lifespan: "3h".into(),
-        token_format: TokenFormat::Opaque,
-        jwt_algorithm: JwtAlgorithm::Hmac,
-        jwt_secret: None,
         jwt_audience: "oih-test".into(),
         base_url: "http://iam.test".into(),
         jwt_key_rotation_seconds: 3600,
         argon2_memory_kib: 64,
         argon2_iterations: 1,
-        auth_cache_seconds: 10,
-        token_refresh_seconds: 300,
         login_max_failures: 3,
-        login_lockout_seconds: 60,
-        oidc_enabled: false,
-        oidc_code_ttl_seconds: 60,
-        oidc_access_token_ttl_seconds: 3600,
-        oidc_id_token_ttl_seconds: 3600,
-        oidc_refresh_token_ttl_seconds: 1_209_600,
+        ..Config::default()
     }
 }
 

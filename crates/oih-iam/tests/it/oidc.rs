@@ -655,7 +655,7 @@ async fn provider_is_absent_unless_enabled() {
 async fn rsa_mode_shares_its_keys_with_the_provider() {
     let mut cfg = config();
     cfg.oidc_enabled = true;
-    cfg.jwt_algorithm = crate::JwtAlgorithm::Rsa;
+    cfg.jwt_algorithm = oih_iam::JwtAlgorithm::Rsa;
     let iam = boot(cfg).await;
     let kids = |keys: Value| -> Vec<String> {
         keys["keys"]
