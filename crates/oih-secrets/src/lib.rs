@@ -14,6 +14,7 @@ mod client_model;
 pub mod crypto;
 mod events;
 mod flows;
+mod hmac;
 mod http;
 pub mod keys;
 mod mask;
@@ -40,6 +41,7 @@ pub use events::{
     OWNER_ADDED, OWNER_REMOVED, SECRET_CREATED, SECRET_DELETED, TENANT_DELETED, TOKEN_GET,
     USER_DELETED,
 };
+pub use hmac::WebhookHmac;
 pub use keys::{KeyError, KeyRing, MASTER_KEY_FILE_NAME, MasterKey, MasterKeySource};
 pub use mask::mask_string;
 pub use model::{SENSITIVE_FIELDS, SecretType};

@@ -79,6 +79,8 @@ pub struct ServiceConfigs {
     pub audit: oih_audit::Config,
     #[command(flatten, next_help_heading = "Component Orchestrator")]
     pub orchestrator: oih_orchestrator::Config,
+    #[command(flatten, next_help_heading = "Webhooks")]
+    pub webhooks: oih_webhooks::Config,
     #[command(flatten, next_help_heading = "Scheduler")]
     pub scheduler: oih_scheduler::Config,
     #[command(flatten, next_help_heading = "Meta Data Repository")]
@@ -147,10 +149,7 @@ pub async fn build(service: Service, ctx: &ServiceContext) -> anyhow::Result<Opt
                 .into()
         }
         Service::SecretService => {
-            let mut config = ctx.configs.secrets.clone();
-            config.data_dir = ctx.data_dir.clone();
-            config.production = ctx.production;
-            oih_secrets::module(config, oih_secrets::Deps { docs, bus })
+            oih_secrets::module(secrets_config(ctx), oih_secrets::Deps { docs, bus })
                 .await?
                 .into()
         }
@@ -187,12 +186,31 @@ pub async fn build(service: Service, ctx: &ServiceContext) -> anyhow::Result<Opt
                 .await?
                 .into()
         }
+        Service::Webhooks => {
+            let hmac: Arc<dyn oih_webhooks::HmacVerifier> =
+                if ctx.selected.contains(&Service::SecretService) {
+                    Arc::new(SecretsHmac(
+                        oih_secrets::WebhookHmac::open(&secrets_config(ctx), docs.clone()).await?,
+                    ))
+                } else {
+                    Arc::new(NoSecretService)
+                };
+            let deps = oih_webhooks::Deps {
+                docs,
+                bus,
+                hmac,
+                login: None,
+            };
+            oih_webhooks::module(ctx.configs.webhooks.clone(), deps)
+                .await?
+                .into()
+        }
         Service::AuditLog => {
             oih_audit::module(ctx.configs.audit.clone(), oih_audit::Deps { docs, bus })
                 .await?
                 .into()
         }
-        Service::Webhooks | Service::Snapshots => {
+        Service::Snapshots => {
             return Ok(None);
         }
     };
@@ -204,6 +222,52 @@ fn step_http_client() -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder()
         .user_agent(concat!("oih/", env!("CARGO_PKG_VERSION")))
         .build()?)
+}
+
+/// The Secret Service's settings, completed with the hub-wide ones.
+fn secrets_config(ctx: &ServiceContext) -> oih_secrets::Config {
+    let mut config = ctx.configs.secrets.clone();
+    config.data_dir = ctx.data_dir.clone();
+    config.production = ctx.production;
+    config
+}
+
+/// Webhook signatures checked by the Secret Service of this process, as the flow's starter.
+struct SecretsHmac(oih_secrets::WebhookHmac);
+
+#[async_trait::async_trait]
+impl oih_webhooks::HmacVerifier for SecretsHmac {
+    async fn verify(
+        &self,
+        owner: &oih_core::Identity,
+        secret_id: &str,
+        algorithm: &str,
+        body: &[u8],
+        signature: &str,
+    ) -> Result<bool, oih_http::BoxError> {
+        Ok(self
+            .0
+            .verify(owner, secret_id, algorithm, body, signature)
+            .await?)
+    }
+}
+
+/// Webhooks running without the Secret Service in their process cannot check signatures:
+/// a flow protected by an HMAC answers 503 (and is logged) rather than being let through.
+struct NoSecretService;
+
+#[async_trait::async_trait]
+impl oih_webhooks::HmacVerifier for NoSecretService {
+    async fn verify(
+        &self,
+        _: &oih_core::Identity,
+        _: &str,
+        _: &str,
+        _: &[u8],
+        _: &str,
+    ) -> Result<bool, oih_http::BoxError> {
+        Err("HMAC-protected webhooks need the secret-service in the same process (add it to --only)".into())
+    }
 }
 
 /// The ILS's schemas read straight from the Meta Data Repository running in this process,

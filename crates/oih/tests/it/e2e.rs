@@ -1,6 +1,7 @@
 //! Services working together in one hub, through the real binary: IAM issues the token, the
 //! Flow Repository and the orchestrator take a flow through its lifecycle over the event bus,
-//! the builtin catalogue supplies the components, and the Audit Log records what happened.
+//! the builtin catalogue supplies the components, a webhook call runs the flow, and the Audit
+//! Log records what happened.
 
 use std::time::{Duration, Instant};
 
@@ -74,6 +75,47 @@ impl Hub {
     }
 }
 
+/// Posts to `/hook/{flow}` until the webhooks service has seen the flow become active (it
+/// learns that from the bus, a moment after the flow repository does).
+async fn wait_for_hook(hub: &Hub, flow: &str, body: &Value) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let res = hub
+            .http
+            .post(format!("{}/hook/{flow}", hub.base))
+            .json(body)
+            .send()
+            .await
+            .expect("POST /hook");
+        if res.status().is_success() {
+            return res.json().await.expect("json");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the webhook still answers {}",
+            res.status()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Polls the flow's executions until the newest has `status` (at most 10 s); returns it.
+async fn wait_execution(hub: &Hub, flow: &str, status: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let list = hub
+            .get(&format!("/executions?filter%5BflowId%5D={flow}"))
+            .await;
+        if let Some(newest) = list["data"].as_array().and_then(|a| a.first())
+            && newest["status"] == status
+        {
+            return newest.clone();
+        }
+        assert!(Instant::now() < deadline, "no {status} execution: {list}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_flow_of_builtin_steps_goes_through_its_lifecycle() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -114,6 +156,17 @@ async fn a_flow_of_builtin_steps_goes_through_its_lifecycle() {
     // start → flow.starting → the orchestrator prepares the steps → flow.started → active
     hub.post(&format!("/flows/{id}/start"), &json!({})).await;
     hub.wait_status(&id, "active").await;
+    // A call to the flow's webhook runs it: webhooks → flow.execute → orchestrator → steps.
+    let hooked = wait_for_hook(&hub, &id, &json!({"n": 21})).await;
+    assert_eq!(hooked["data"]["message"], "thank you", "{hooked}");
+    let execution = wait_execution(&hub, &id, "succeeded").await;
+    for step in ["step_1", "step_2", "step_3"] {
+        assert_eq!(
+            execution["steps"][step]["status"], "succeeded",
+            "{execution}"
+        );
+    }
+
     // stop → flow.stopping → the orchestrator tears down → flow.stopped → inactive
     hub.post(&format!("/flows/{id}/stop"), &json!({})).await;
     hub.wait_status(&id, "inactive").await;

@@ -1,0 +1,216 @@
+//! The service's collections: `webhooks_flows`, the projection of the flows that may be
+//! hooked (fed by the flow lifecycle events), and `webhooks_idempotency`, the first answer
+//! given per `(flow, Idempotency-Key)`.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use oih_core::{Owner, OwnerType};
+use oih_store::{Collection, CollectionSpec, DocStore, StoreError};
+use serde_json::{Map, Value, json};
+
+pub const FLOWS: Collection = Collection("webhooks_flows");
+pub const IDEMPOTENCY: Collection = Collection("webhooks_idempotency");
+
+/// Local status of a flow whose deployment is under way: hooks still answer 404.
+pub const STATUS_STARTING: &str = "starting";
+/// Local status once the orchestrator reported the flow started (OIH's `started`).
+pub const STATUS_ACTIVE: &str = "active";
+
+/// A flow as this service keeps it: what `flow.execute` and the authorization need.
+#[derive(Debug, Clone)]
+pub struct HookFlow {
+    id: String,
+    body: Value,
+}
+
+impl HookFlow {
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.body.get("status").and_then(Value::as_str) == Some(STATUS_ACTIVE)
+    }
+
+    /// Who started the flow (`startedBy` of `flow.starting`).
+    pub fn started_by(&self) -> Option<&str> {
+        self.body.get("startedBy").and_then(Value::as_str)
+    }
+
+    pub fn tenant(&self) -> Option<&str> {
+        self.body.get("tenant").and_then(Value::as_str)
+    }
+
+    /// `flowSettings.webhooks`, or nothing.
+    pub fn webhook_settings(&self) -> Option<&Map<String, Value>> {
+        self.body
+            .pointer("/flowSettings/webhooks")
+            .and_then(Value::as_object)
+    }
+
+    /// The owners, with their type upper-cased as OIH compares them; malformed entries are
+    /// skipped (they can match nobody).
+    pub fn owners(&self) -> Vec<Owner> {
+        let Some(owners) = self.body.get("owners").and_then(Value::as_array) else {
+            return Vec::new();
+        };
+        owners
+            .iter()
+            .filter_map(|o| {
+                let id = o.get("id").and_then(Value::as_str)?;
+                let kind = match o
+                    .get("type")
+                    .and_then(Value::as_str)?
+                    .to_ascii_uppercase()
+                    .as_str()
+                {
+                    "USER" => OwnerType::User,
+                    "TENANT" => OwnerType::Tenant,
+                    _ => return None,
+                };
+                Some(Owner {
+                    id: id.to_owned(),
+                    kind,
+                })
+            })
+            .collect()
+    }
+
+    /// True when the graph has a first node (OIH's `getFirstNode`: the only node, or a node
+    /// that no edge targets).
+    pub fn has_first_node(&self) -> bool {
+        let nodes = self
+            .body
+            .pointer("/graph/nodes")
+            .and_then(Value::as_array)
+            .map_or(&[][..], Vec::as_slice);
+        let edges = self
+            .body
+            .pointer("/graph/edges")
+            .and_then(Value::as_array)
+            .map_or(&[][..], Vec::as_slice);
+        match nodes {
+            [] => false,
+            [_] => true,
+            _ if edges.is_empty() => false,
+            _ => nodes.iter().any(|node| {
+                let id = node.get("id");
+                !edges.iter().any(|edge| edge.get("target") == id)
+            }),
+        }
+    }
+
+    /// The flow as OIH's webhooks service serialises its Mongo document into `flow.execute`.
+    pub fn to_event_json(&self) -> Value {
+        let mut doc = Map::new();
+        doc.insert("_id".into(), json!(self.id));
+        for field in [
+            "graph",
+            "status",
+            "flowSettings",
+            "tenant",
+            "owners",
+            "startedBy",
+        ] {
+            if let Some(value) = self.body.get(field) {
+                doc.insert(field.into(), value.clone());
+            }
+        }
+        // Mongoose's version key.
+        doc.insert("__v".into(), json!(0));
+        Value::Object(doc)
+    }
+}
+
+/// The fields of a `flow.starting` payload the projection keeps.
+pub const KEPT_FIELDS: &[&str] = &["graph", "flowSettings", "tenant", "owners", "startedBy"];
+
+#[derive(Clone)]
+pub struct Store {
+    docs: Arc<dyn DocStore>,
+}
+
+impl Store {
+    pub async fn open(docs: Arc<dyn DocStore>) -> Result<Self, StoreError> {
+        docs.ensure_collection(FLOWS, &CollectionSpec::default())
+            .await?;
+        docs.ensure_collection(IDEMPOTENCY, &CollectionSpec::default())
+            .await?;
+        Ok(Self { docs })
+    }
+
+    pub async fn flow(&self, id: &str) -> Result<Option<HookFlow>, StoreError> {
+        Ok(self.docs.get(FLOWS, id).await?.map(|doc| HookFlow {
+            id: doc.id,
+            body: doc.body,
+        }))
+    }
+
+    /// Stores `body` as the flow, replacing any earlier copy (a restart re-sends everything).
+    pub async fn put_flow(&self, id: &str, body: Value) -> Result<(), StoreError> {
+        match self.docs.update(FLOWS, id, None, body.clone()).await {
+            Ok(_) => Ok(()),
+            Err(StoreError::NotFound) => {
+                match self.docs.insert(FLOWS, id, body.clone(), None).await {
+                    Ok(_) => Ok(()),
+                    // Inserted concurrently by a redelivery: replace it.
+                    Err(StoreError::Duplicate(_)) => {
+                        self.docs.update(FLOWS, id, None, body).await.map(|_| ())
+                    }
+                    Err(err) => Err(err),
+                }
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Sets the status of a known flow; returns false when the flow is not known.
+    pub async fn set_status(&self, id: &str, status: &str) -> Result<bool, StoreError> {
+        let Some(doc) = self.docs.get(FLOWS, id).await? else {
+            return Ok(false);
+        };
+        let mut body = doc.body;
+        if let Value::Object(obj) = &mut body {
+            obj.insert("status".into(), json!(status));
+        }
+        match self.docs.update(FLOWS, id, Some(doc.version), body).await {
+            Ok(_) => Ok(true),
+            // Removed meanwhile (stopped): nothing to mark.
+            Err(StoreError::NotFound) => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
+    pub async fn remove_flow(&self, id: &str) -> Result<(), StoreError> {
+        self.docs.delete(FLOWS, id).await.map(|_| ())
+    }
+
+    /// The answer stored for an idempotency key, if it has not expired.
+    pub async fn idempotent_answer(&self, key: &str) -> Result<Option<Value>, StoreError> {
+        Ok(self.docs.get(IDEMPOTENCY, key).await?.map(|doc| doc.body))
+    }
+
+    /// Claims `key` with `answer`; `false` when another request claimed it first.
+    pub async fn claim_idempotency(
+        &self,
+        key: &str,
+        answer: Value,
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        match self
+            .docs
+            .insert(IDEMPOTENCY, key, answer, Some(expires_at))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(StoreError::Duplicate(_)) => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Gives a claim back (the publish it guarded failed, so a retry must go through).
+    pub async fn release_idempotency(&self, key: &str) -> Result<(), StoreError> {
+        self.docs.delete(IDEMPOTENCY, key).await.map(|_| ())
+    }
+}

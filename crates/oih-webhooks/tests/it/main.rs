@@ -1,0 +1,5 @@
+mod auth;
+mod bodies;
+mod execute;
+mod lifecycle;
+mod support;
