@@ -74,21 +74,25 @@ impl PgSchema {
 
 impl Drop for PgSchema {
     fn drop(&mut self) {
-        let (url, sql) = (
-            self.base_url.clone(),
-            format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name),
-        );
+        let (url, name) = (self.base_url.clone(), self.name.clone());
         // Drop cannot await, and may run inside a runtime: use a private one on its own thread.
+        // The test's own runtime is blocked meanwhile, so a transaction its pool left open
+        // (e.g. a bus write cut short) can never finish: end the sessions that hold locks in
+        // this private schema first, or DROP SCHEMA would wait for them forever.
         let outcome = std::thread::spawn(move || -> std::result::Result<(), String> {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())?;
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
             rt.block_on(async {
                 let mut conn = sqlx::PgConnection::connect(&url).await?;
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .execute(&mut conn)
-                    .await?;
+                sqlx::query(
+                    "SELECT pg_terminate_backend(l.pid) FROM pg_locks l \
+                     JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE n.nspname = $1 AND l.pid <> pg_backend_pid()",
+                )
+                .bind(&name)
+                .execute(&mut conn)
+                .await?;
+                let drop_sql = format!("DROP SCHEMA IF EXISTS {name} CASCADE");
+                sqlx::query(sqlx::AssertSqlSafe(drop_sql)).execute(&mut conn).await?;
                 conn.close().await
             })
             .map_err(|e| e.to_string())
