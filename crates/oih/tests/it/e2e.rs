@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::{start, wait_healthy};
+use crate::support::{Running, start, wait_healthy};
 
 const ADMIN: &str = "admin@example.com";
 const PASSWORD: &str = "e2e-admin-password";
@@ -19,6 +19,28 @@ struct Hub {
 }
 
 impl Hub {
+    /// The hub on `data_dir`, healthy, with the admin logged in.
+    async fn start(data_dir: &std::path::Path) -> (Running, Hub) {
+        let env = [
+            ("IAM_ACC_ADMIN_USERNAME", ADMIN),
+            ("IAM_ACC_ADMIN_PASSWORD", PASSWORD),
+        ];
+        let (running, base) = start(data_dir, &env);
+        wait_healthy(&base).await;
+        let http = reqwest::Client::new();
+        let login: Value = http
+            .post(format!("{base}/login"))
+            .json(&json!({"username": ADMIN, "password": PASSWORD}))
+            .send()
+            .await
+            .expect("login")
+            .json()
+            .await
+            .expect("json");
+        let token = login["token"].as_str().expect("a token").to_owned();
+        (running, Hub { base, http, token })
+    }
+
     async fn get(&self, path: &str) -> Value {
         let res = self
             .http
@@ -119,24 +141,7 @@ async fn wait_execution(hub: &Hub, flow: &str, status: &str) -> Value {
 #[tokio::test]
 async fn a_flow_of_builtin_steps_goes_through_its_lifecycle() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let env = [
-        ("IAM_ACC_ADMIN_USERNAME", ADMIN),
-        ("IAM_ACC_ADMIN_PASSWORD", PASSWORD),
-    ];
-    let (_hub, base) = start(dir.path(), &env);
-    wait_healthy(&base).await;
-    let http = reqwest::Client::new();
-    let login: Value = http
-        .post(format!("{base}/login"))
-        .json(&json!({"username": ADMIN, "password": PASSWORD}))
-        .send()
-        .await
-        .expect("login")
-        .json()
-        .await
-        .expect("json");
-    let token = login["token"].as_str().expect("a token").to_owned();
-    let hub = Hub { base, http, token };
+    let (_running, hub) = Hub::start(dir.path()).await;
 
     let flow = json!({
         "name": "e2e",
@@ -197,27 +202,7 @@ async fn a_flow_of_builtin_steps_goes_through_its_lifecycle() {
 #[tokio::test]
 async fn a_flow_with_a_bad_step_configuration_does_not_start() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let env = [
-        ("IAM_ACC_ADMIN_USERNAME", ADMIN),
-        ("IAM_ACC_ADMIN_PASSWORD", PASSWORD),
-    ];
-    let (_hub, base) = start(dir.path(), &env);
-    wait_healthy(&base).await;
-    let http = reqwest::Client::new();
-    let login: Value = http
-        .post(format!("{base}/login"))
-        .json(&json!({"username": ADMIN, "password": PASSWORD}))
-        .send()
-        .await
-        .expect("login")
-        .json()
-        .await
-        .expect("json");
-    let hub = Hub {
-        base,
-        http,
-        token: login["token"].as_str().expect("token").to_owned(),
-    };
+    let (_running, hub) = Hub::start(dir.path()).await;
     let flow = json!({
         "name": "broken",
         "graph": {
@@ -274,27 +259,7 @@ async fn ils_merges_partial_records_validated_against_an_imported_oih_model() {
             .expect("run oih metadata import");
         assert!(out.status.success(), "{out:?}");
     }
-    let env = [
-        ("IAM_ACC_ADMIN_USERNAME", ADMIN),
-        ("IAM_ACC_ADMIN_PASSWORD", PASSWORD),
-    ];
-    let (_hub, base) = start(dir.path(), &env);
-    wait_healthy(&base).await;
-    let http = reqwest::Client::new();
-    let login: Value = http
-        .post(format!("{base}/login"))
-        .json(&json!({"username": ADMIN, "password": PASSWORD}))
-        .send()
-        .await
-        .expect("login")
-        .json()
-        .await
-        .expect("json");
-    let hub = Hub {
-        base,
-        http,
-        token: login["token"].as_str().expect("token").to_owned(),
-    };
+    let (_running, hub) = Hub::start(dir.path()).await;
 
     let domains = hub.get("/api/v1/domains").await;
     let domain = domains["data"]
