@@ -5,6 +5,7 @@
 mod auth;
 mod bus;
 mod log;
+mod services;
 
 use clap::{Parser, Subcommand};
 
@@ -21,6 +22,10 @@ enum Command {
     Bus(bus::BusArgs),
     /// Message log alone: how fast the store persists group commits (append + remove).
     Log(log::LogArgs),
+    /// Meta Data Repository: documents/s validated against a cached compiled schema.
+    Mdr(services::MdrArgs),
+    /// Audit Log: events/s ingested from the event bus into the hash chains.
+    Audit(services::AuditArgs),
     /// Authenticated requests: throughput and latency of a protected endpoint per auth mode.
     Auth(auth::AuthArgs),
 }
@@ -30,6 +35,8 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Bus(args) => bus::run(args).await,
         Command::Log(args) => log::run(args).await,
+        Command::Mdr(args) => services::mdr(args).await,
+        Command::Audit(args) => services::audit(args).await,
         Command::Auth(args) => auth::run(args).await,
     }
 }
