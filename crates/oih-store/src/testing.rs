@@ -128,3 +128,104 @@ async fn sweep_stale(conn: &mut sqlx::PgConnection, now_secs: u64) -> Result<()>
     }
     Ok(())
 }
+
+/// A store whose next few operations of a kind fail as if the database were briefly away
+/// (`StoreError::Unavailable`): set `fail_begins`, `fail_gets` or `fail_updates` to how many
+/// calls should fail. Everything else goes to the wrapped store. Services' tests use it to
+/// prove that nothing is lost when the database hiccups.
+pub struct FlakyStore {
+    inner: std::sync::Arc<dyn crate::DocStore>,
+    pub fail_begins: std::sync::atomic::AtomicUsize,
+    pub fail_gets: std::sync::atomic::AtomicUsize,
+    pub fail_updates: std::sync::atomic::AtomicUsize,
+}
+
+impl FlakyStore {
+    pub fn new(inner: std::sync::Arc<dyn crate::DocStore>) -> Self {
+        Self {
+            inner,
+            fail_begins: 0.into(),
+            fail_gets: 0.into(),
+            fail_updates: 0.into(),
+        }
+    }
+
+    /// Takes one failure from `counter`, if any are left.
+    fn inject(counter: &std::sync::atomic::AtomicUsize) -> Result<()> {
+        let failing = counter
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if failing {
+            Err(crate::StoreError::Unavailable("injected failure".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::DocStore for FlakyStore {
+    async fn ensure_collection(
+        &self,
+        coll: crate::Collection,
+        spec: &crate::CollectionSpec,
+    ) -> Result<()> {
+        self.inner.ensure_collection(coll, spec).await
+    }
+    async fn begin(&self) -> Result<Box<dyn crate::Transaction>> {
+        Self::inject(&self.fail_begins)?;
+        self.inner.begin().await
+    }
+    async fn insert(
+        &self,
+        coll: crate::Collection,
+        id: &str,
+        body: serde_json::Value,
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<crate::Document> {
+        self.inner.insert(coll, id, body, expires_at).await
+    }
+    async fn get(&self, coll: crate::Collection, id: &str) -> Result<Option<crate::Document>> {
+        Self::inject(&self.fail_gets)?;
+        self.inner.get(coll, id).await
+    }
+    async fn update(
+        &self,
+        coll: crate::Collection,
+        id: &str,
+        expected_version: Option<i64>,
+        body: serde_json::Value,
+    ) -> Result<crate::Document> {
+        Self::inject(&self.fail_updates)?;
+        self.inner.update(coll, id, expected_version, body).await
+    }
+    async fn delete(&self, coll: crate::Collection, id: &str) -> Result<bool> {
+        self.inner.delete(coll, id).await
+    }
+    async fn find(
+        &self,
+        coll: crate::Collection,
+        filter: &crate::Filter,
+        opts: &crate::FindOptions,
+    ) -> Result<Vec<crate::Document>> {
+        self.inner.find(coll, filter, opts).await
+    }
+    async fn count(&self, coll: crate::Collection, filter: &crate::Filter) -> Result<u64> {
+        self.inner.count(coll, filter).await
+    }
+    async fn delete_many(&self, coll: crate::Collection, filter: &crate::Filter) -> Result<u64> {
+        self.inner.delete_many(coll, filter).await
+    }
+    async fn purge_expired(&self) -> Result<u64> {
+        self.inner.purge_expired().await
+    }
+    async fn ping(&self) -> Result<()> {
+        self.inner.ping().await
+    }
+    fn engine(&self) -> &'static str {
+        self.inner.engine()
+    }
+    async fn close(&self) {
+        self.inner.close().await
+    }
+}

@@ -3,13 +3,11 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use chrono::{DateTime, Utc};
 use http_body_util::BodyExt;
 use oih_audit::store::LogStore;
 use oih_audit::{Config, Deps};
@@ -17,11 +15,9 @@ use oih_bus::embedded::EmbeddedBus;
 use oih_bus::{EventBus, MessageBus};
 use oih_core::Event;
 use oih_http::testing::StaticAuthenticator;
+pub use oih_store::testing::FlakyStore;
 use oih_store::testing::PgSchema;
-use oih_store::{
-    Collection, CollectionSpec, DocStore, Document, Filter, FindOptions, MessageLog, StoreError,
-    Transaction,
-};
+use oih_store::{DocStore, MessageLog};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
@@ -227,90 +223,4 @@ pub fn messages(body: &Value) -> Vec<String> {
         .iter()
         .map(|e| e["message"].as_str().expect("message").to_owned())
         .collect()
-}
-
-/// A store whose next `fail_begins` transactions fail as if the database were briefly away.
-pub struct FlakyStore {
-    inner: Arc<dyn DocStore>,
-    pub fail_begins: AtomicUsize,
-}
-
-impl FlakyStore {
-    pub fn new(inner: Arc<dyn DocStore>) -> Self {
-        Self {
-            inner,
-            fail_begins: AtomicUsize::new(0),
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl DocStore for FlakyStore {
-    async fn ensure_collection(
-        &self,
-        coll: Collection,
-        spec: &CollectionSpec,
-    ) -> oih_store::Result<()> {
-        self.inner.ensure_collection(coll, spec).await
-    }
-    async fn begin(&self) -> oih_store::Result<Box<dyn Transaction>> {
-        let failing = self
-            .fail_begins
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-        if failing {
-            return Err(StoreError::Unavailable("injected failure".into()));
-        }
-        self.inner.begin().await
-    }
-    async fn insert(
-        &self,
-        coll: Collection,
-        id: &str,
-        body: Value,
-        expires_at: Option<DateTime<Utc>>,
-    ) -> oih_store::Result<Document> {
-        self.inner.insert(coll, id, body, expires_at).await
-    }
-    async fn get(&self, coll: Collection, id: &str) -> oih_store::Result<Option<Document>> {
-        self.inner.get(coll, id).await
-    }
-    async fn update(
-        &self,
-        coll: Collection,
-        id: &str,
-        expected_version: Option<i64>,
-        body: Value,
-    ) -> oih_store::Result<Document> {
-        self.inner.update(coll, id, expected_version, body).await
-    }
-    async fn delete(&self, coll: Collection, id: &str) -> oih_store::Result<bool> {
-        self.inner.delete(coll, id).await
-    }
-    async fn find(
-        &self,
-        coll: Collection,
-        filter: &Filter,
-        opts: &FindOptions,
-    ) -> oih_store::Result<Vec<Document>> {
-        self.inner.find(coll, filter, opts).await
-    }
-    async fn count(&self, coll: Collection, filter: &Filter) -> oih_store::Result<u64> {
-        self.inner.count(coll, filter).await
-    }
-    async fn delete_many(&self, coll: Collection, filter: &Filter) -> oih_store::Result<u64> {
-        self.inner.delete_many(coll, filter).await
-    }
-    async fn purge_expired(&self) -> oih_store::Result<u64> {
-        self.inner.purge_expired().await
-    }
-    async fn ping(&self) -> oih_store::Result<()> {
-        self.inner.ping().await
-    }
-    fn engine(&self) -> &'static str {
-        self.inner.engine()
-    }
-    async fn close(&self) {
-        self.inner.close().await
-    }
 }

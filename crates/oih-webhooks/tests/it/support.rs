@@ -3,7 +3,6 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -12,7 +11,6 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use chrono::{DateTime, Utc};
 use hmac::{Hmac, KeyInit, Mac};
 use http_body_util::BodyExt;
 use oih_bus::embedded::EmbeddedBus;
@@ -20,11 +18,9 @@ use oih_bus::{EventBus, EventStream, MessageBus};
 use oih_core::{Event, Identity, ObjectId};
 use oih_http::BoxError;
 use oih_http::testing::StaticAuthenticator;
+pub use oih_store::testing::FlakyStore;
 use oih_store::testing::PgSchema;
-use oih_store::{
-    Collection, CollectionSpec, DocStore, Document, Filter, FindOptions, MessageLog, StoreError,
-    Transaction,
-};
+use oih_store::{DocStore, MessageLog};
 use oih_webhooks::{Config, Deps, HmacVerifier, PasswordLogin};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -148,11 +144,7 @@ impl Hub {
     /// On SQLite behind a [`FlakyStore`] the test can make fail.
     pub async fn start_flaky() -> (Hub, Arc<FlakyStore>) {
         let backend = sqlite().await;
-        let flaky = Arc::new(FlakyStore {
-            inner: backend.docs,
-            fail_updates: AtomicUsize::new(0),
-            fail_gets: AtomicUsize::new(0),
-        });
+        let flaky = Arc::new(FlakyStore::new(backend.docs));
         let hub = Self::on(config(), flaky.clone(), backend.log, None).await;
         (hub, flaky)
     }
@@ -379,93 +371,4 @@ pub async fn open_flow(hub: &Hub) -> Value {
 
 pub fn hook_uri(flow: &Value) -> String {
     format!("/hook/{}", flow["id"].as_str().expect("id"))
-}
-
-/// A store whose next `fail_updates` updates and `fail_gets` reads fail as an unreachable
-/// database would.
-pub struct FlakyStore {
-    inner: Arc<dyn DocStore>,
-    pub fail_updates: AtomicUsize,
-    pub fail_gets: AtomicUsize,
-}
-
-/// Takes one failure from `counter`; true when the operation must fail.
-fn take_failure(counter: &AtomicUsize) -> bool {
-    counter
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-        .is_ok()
-}
-
-fn injected() -> StoreError {
-    StoreError::Unavailable("injected failure".into())
-}
-
-#[async_trait]
-impl DocStore for FlakyStore {
-    async fn ensure_collection(
-        &self,
-        coll: Collection,
-        spec: &CollectionSpec,
-    ) -> oih_store::Result<()> {
-        self.inner.ensure_collection(coll, spec).await
-    }
-    async fn begin(&self) -> oih_store::Result<Box<dyn Transaction>> {
-        self.inner.begin().await
-    }
-    async fn insert(
-        &self,
-        coll: Collection,
-        id: &str,
-        body: Value,
-        expires_at: Option<DateTime<Utc>>,
-    ) -> oih_store::Result<Document> {
-        self.inner.insert(coll, id, body, expires_at).await
-    }
-    async fn get(&self, coll: Collection, id: &str) -> oih_store::Result<Option<Document>> {
-        if take_failure(&self.fail_gets) {
-            return Err(injected());
-        }
-        self.inner.get(coll, id).await
-    }
-    async fn update(
-        &self,
-        coll: Collection,
-        id: &str,
-        expected_version: Option<i64>,
-        body: Value,
-    ) -> oih_store::Result<Document> {
-        if take_failure(&self.fail_updates) {
-            return Err(injected());
-        }
-        self.inner.update(coll, id, expected_version, body).await
-    }
-    async fn delete(&self, coll: Collection, id: &str) -> oih_store::Result<bool> {
-        self.inner.delete(coll, id).await
-    }
-    async fn find(
-        &self,
-        coll: Collection,
-        filter: &Filter,
-        opts: &FindOptions,
-    ) -> oih_store::Result<Vec<Document>> {
-        self.inner.find(coll, filter, opts).await
-    }
-    async fn count(&self, coll: Collection, filter: &Filter) -> oih_store::Result<u64> {
-        self.inner.count(coll, filter).await
-    }
-    async fn delete_many(&self, coll: Collection, filter: &Filter) -> oih_store::Result<u64> {
-        self.inner.delete_many(coll, filter).await
-    }
-    async fn purge_expired(&self) -> oih_store::Result<u64> {
-        self.inner.purge_expired().await
-    }
-    async fn ping(&self) -> oih_store::Result<()> {
-        self.inner.ping().await
-    }
-    fn engine(&self) -> &'static str {
-        self.inner.engine()
-    }
-    async fn close(&self) {
-        self.inner.close().await
-    }
 }
