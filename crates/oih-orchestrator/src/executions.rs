@@ -103,21 +103,24 @@ impl Execution {
         let now = Utc::now();
         for step in steps {
             self.started += 1;
-            let record = self
-                .steps
-                .entry((*step).to_owned())
-                .or_insert_with(|| StepRecord {
-                    status: Status::Running,
-                    inputs: 0,
-                    out: 0,
-                    emitted: 0,
-                    errors: 0,
-                    started_at: now,
-                    finished_at: None,
-                });
-            record.inputs += 1;
+            self.record(step, now).inputs += 1;
         }
         self.settle(now);
+    }
+
+    /// The step's record, created on first mention.
+    fn record(&mut self, step: &str, now: DateTime<Utc>) -> &mut StepRecord {
+        self.steps
+            .entry(step.to_owned())
+            .or_insert_with(|| StepRecord {
+                status: Status::Running,
+                inputs: 0,
+                out: 0,
+                emitted: 0,
+                errors: 0,
+                started_at: now,
+                finished_at: None,
+            })
     }
 
     /// `step` emitted a data message.
@@ -140,9 +143,9 @@ impl Execution {
     /// `step` failed on one input; the first error is kept as the execution's.
     pub fn failed(&mut self, step: &str, message: String) {
         self.errors += 1;
-        if let Some(record) = self.steps.get_mut(step) {
-            record.errors += 1;
-        }
+        // Errors travel on their own queue and can be counted before the input that caused
+        // them: the step's record is created here too, so the failure is never lost.
+        self.record(step, Utc::now()).errors += 1;
         self.error.get_or_insert(StepFailure {
             step_id: step.to_owned(),
             message,
@@ -302,5 +305,16 @@ mod tests {
         assert_eq!(e.steps["a"].status, Status::Failed);
         assert_eq!(e.error.as_ref().map(|f| f.message.as_str()), Some("boom"));
         assert_eq!(e.errors, 2);
+    }
+
+    #[test]
+    fn an_error_counted_before_its_input_still_fails_the_step() {
+        let mut e = execution();
+        e.inputs(&["a"]);
+        e.ended("a");
+        e.failed("b", "boom".into());
+        e.inputs(&["b"]);
+        assert_eq!(e.steps["b"].status, Status::Failed);
+        assert_eq!(e.status, Status::Failed);
     }
 }
