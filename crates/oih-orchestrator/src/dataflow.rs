@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use crate::executions::{Execution, ExecutionStore};
 use crate::lifecycle::{Registry, RunningFlow};
-use crate::topology::{FlowNames, OUTPUT_KEY, STATE_KEY};
+use crate::topology::{ERROR_KEY, FlowNames, OUTPUT_KEY, STATE_KEY};
 use crate::wire::{self, ROUTE_TO};
 
 #[derive(Debug, thiserror::Error)]
@@ -128,11 +128,17 @@ impl Dataflow {
         Ok(())
     }
 
-    /// A message on `orchestrator_backchannel:messages`: a step's data or its end.
+    /// A message on `orchestrator_backchannel:messages`: a step's data, error or end.
     pub async fn on_message(&self, delivery: &Delivery) -> Result<(), DataflowError> {
         let headers = wire::from_headers(delivery.headers());
         let (flow_id, step, exec) = ids(&headers)?;
         match delivery.routing_key.as_str() {
+            ERROR_KEY => {
+                let message = error_message(delivery.body());
+                tracing::info!(step, execution = exec, %message, "step error");
+                self.count(exec, |e| e.failed(step, message.clone()))
+                    .await?;
+            }
             STATE_KEY => {
                 self.count(exec, |e| e.ended(step)).await?;
             }
@@ -164,15 +170,6 @@ impl Dataflow {
             other => tracing::info!(routing_key = other, "backchannel message ignored"),
         }
         Ok(())
-    }
-
-    /// A message on `orchestrator_backchannel:error`: the step failed on one input.
-    pub async fn on_error(&self, delivery: &Delivery) -> Result<(), DataflowError> {
-        let headers = wire::from_headers(delivery.headers());
-        let (_, step, exec) = ids(&headers)?;
-        let message = error_message(delivery.body());
-        tracing::info!(step, execution = exec, %message, "step error");
-        self.count(exec, |e| e.failed(step, message.clone())).await
     }
 
     async fn count(

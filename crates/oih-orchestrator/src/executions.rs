@@ -153,7 +153,9 @@ impl Execution {
         self.settle(Utc::now());
     }
 
-    /// Derives the statuses from the counters. An error fails the execution even if it is
+    /// Derives the statuses from the counters. An execution (or step) stays `running` until
+    /// every input it was given has ended, so a failure in one branch does not report the
+    /// execution finished while other branches still work; then any error fails it, even one
     /// counted after the last end (errors and ends travel on different queues).
     fn settle(&mut self, now: DateTime<Utc>) {
         for record in self.steps.values_mut() {
@@ -176,9 +178,9 @@ impl Execution {
 
 fn status(errors: u64, done: bool) -> Status {
     match (errors, done) {
+        (_, false) => Status::Running,
         (0, true) => Status::Succeeded,
-        (0, false) => Status::Running,
-        _ => Status::Failed,
+        (_, true) => Status::Failed,
     }
 }
 
@@ -314,7 +316,23 @@ mod tests {
         e.ended("a");
         e.failed("b", "boom".into());
         e.inputs(&["b"]);
+        assert_eq!(e.steps["b"].status, Status::Running);
+        e.ended("b");
         assert_eq!(e.steps["b"].status, Status::Failed);
         assert_eq!(e.status, Status::Failed);
+    }
+
+    #[test]
+    fn a_failed_branch_keeps_it_running_until_the_others_end() {
+        let mut e = execution();
+        e.inputs(&["a", "b"]);
+        e.failed("a", "boom".into());
+        e.ended("a");
+        assert_eq!(e.steps["a"].status, Status::Failed);
+        assert_eq!(e.status, Status::Running);
+        assert!(e.finished_at.is_none());
+        e.ended("b");
+        assert_eq!(e.status, Status::Failed);
+        assert!(e.finished_at.is_some());
     }
 }

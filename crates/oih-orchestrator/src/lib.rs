@@ -34,7 +34,7 @@ pub use resolve::{BuiltinIdResolver, ComponentResolver, Distribution, ResolvedCo
 use crate::dataflow::Dataflow;
 use crate::executions::ExecutionStore;
 use crate::lifecycle::{Lifecycle, Registry};
-use crate::topology::{BACKCHANNEL_ERRORS, BACKCHANNEL_MESSAGES};
+use crate::topology::BACKCHANNEL_MESSAGES;
 
 /// The service name: event-bus queue, `serviceName` header, module name.
 pub const SERVICE_NAME: &str = "component-orchestrator";
@@ -102,7 +102,7 @@ pub enum Error {
 
 /// Builds the service: declares its collection, its event-bus queue and the backchannel (so
 /// nothing published from now on is lost), and returns the executions routes and three
-/// workers (events, backchannel messages, backchannel errors). Step runners are started by
+/// workers (events and the backchannel). Step runners are started by
 /// the events worker and stop with it.
 pub async fn module(config: Config, deps: Deps) -> Result<ServiceModule, Error> {
     let executions = ExecutionStore::open(deps.docs).await?;
@@ -114,8 +114,7 @@ pub async fn module(config: Config, deps: Deps) -> Result<ServiceModule, Error> 
     let opts = ConsumeOptions {
         prefetch: config.backchannel_prefetch.max(1),
     };
-    let messages = deps.bus.consume(BACKCHANNEL_MESSAGES, opts.clone()).await?;
-    let errors = deps.bus.consume(BACKCHANNEL_ERRORS, opts).await?;
+    let messages = deps.bus.consume(BACKCHANNEL_MESSAGES, opts).await?;
 
     let registry = Registry::default();
     let dataflow = Dataflow {
@@ -124,7 +123,7 @@ pub async fn module(config: Config, deps: Deps) -> Result<ServiceModule, Error> 
         executions: executions.clone(),
     };
     let driver = BuiltinDriver::new(deps.bus.clone(), deps.http, config.component_prefetch);
-    let (on_message, on_error) = (dataflow.clone(), dataflow.clone());
+    let on_message = dataflow.clone();
 
     let events_worker = Worker::new(
         "component-orchestrator-events",
@@ -156,23 +155,11 @@ pub async fn module(config: Config, deps: Deps) -> Result<ServiceModule, Error> 
             Ok(())
         },
     );
-    let errors_worker = Worker::new("component-orchestrator-errors", move |cancel| async move {
-        events::run_backchannel(errors, cancel, move |d| {
-            let df = on_error.clone();
-            async move {
-                let result = df.on_error(&d).await;
-                (d, result)
-            }
-        })
-        .await;
-        Ok(())
-    });
     Ok(
         ServiceModule::new(SERVICE_NAME, ErrorShape::Errors, http::router(executions))
             .with_openapi(http::openapi())
             .with_worker(events_worker)
-            .with_worker(messages_worker)
-            .with_worker(errors_worker),
+            .with_worker(messages_worker),
     )
 }
 

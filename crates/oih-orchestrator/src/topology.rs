@@ -7,7 +7,8 @@ use oih_bus::{BusError, ExchangeKind, MessageBus, QueueOptions};
 
 pub const BACKCHANNEL: &str = "orchestrator_backchannel";
 pub const BACKCHANNEL_MESSAGES: &str = "orchestrator_backchannel:messages";
-pub const BACKCHANNEL_ERRORS: &str = "orchestrator_backchannel:error";
+/// OIH's separate error queue. We no longer use it: see [`declare_backchannel`].
+const LEGACY_BACKCHANNEL_ERRORS: &str = "orchestrator_backchannel:error";
 pub const OUTPUT_KEY: &str = "orchestrator_backchannel.input";
 pub const ERROR_KEY: &str = "orchestrator_backchannel.error";
 pub const STATE_KEY: &str = "orchestrator_backchannel.step_state";
@@ -52,7 +53,12 @@ impl FlowNames {
     }
 }
 
-/// The backchannel exchange, its two queues and the snapshot collector, declared once at start.
+/// The backchannel exchange, its queue and the snapshot collector, declared once at start.
+///
+/// OIH splits errors onto a queue of their own; then a step's error can be counted after the
+/// `end` it sent later, and its execution reads "succeeded" for a while. A step publishes its
+/// error before its end, in order, so one queue consumed in order never sees them reversed.
+/// The error queue an OIH installation left on the broker is removed, or it would fill up.
 pub async fn declare_backchannel(bus: &dyn MessageBus) -> Result<(), BusError> {
     bus.declare_exchange(BACKCHANNEL, ExchangeKind::Topic)
         .await?;
@@ -63,13 +69,11 @@ pub async fn declare_backchannel(bus: &dyn MessageBus) -> Result<(), BusError> {
         message_ttl: None,
     };
     bus.declare_queue(BACKCHANNEL_MESSAGES, &opts).await?;
-    bus.declare_queue(BACKCHANNEL_ERRORS, &opts).await?;
-    for key in [OUTPUT_KEY, STATE_KEY] {
+    for key in [OUTPUT_KEY, STATE_KEY, ERROR_KEY] {
         bus.bind_queue(BACKCHANNEL_MESSAGES, BACKCHANNEL, key)
             .await?;
     }
-    bus.bind_queue(BACKCHANNEL_ERRORS, BACKCHANNEL, ERROR_KEY)
-        .await
+    bus.delete_queue(LEGACY_BACKCHANNEL_ERRORS).await.map(drop)
 }
 
 /// A flow's exchange (bound into the collector) and both queues of each step.
