@@ -6,15 +6,16 @@
 //! (and its targets counted) before its `end` is counted, which is what keeps an execution
 //! from looking finished while messages are still under way.
 
-use oih_bus::{BusError, Delivery, MessageBus};
+use oih_bus::{BusError, Delivery, EventBus, Message, MessageBus};
+use oih_core::Event;
 use oih_runtime::{StepHeaders, StepMessage};
 use oih_store::StoreError;
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::sync::Arc;
 
-use crate::executions::{Execution, ExecutionStore};
+use crate::executions::{Execution, ExecutionStore, Status};
 use crate::lifecycle::{Registry, RunningFlow};
-use crate::topology::{ERROR_KEY, FlowNames, OUTPUT_KEY, STATE_KEY};
+use crate::topology::{BACKCHANNEL, ERROR_KEY, FlowNames, OUTPUT_KEY, STATE_KEY};
 use crate::wire::{self, ROUTE_TO};
 
 #[derive(Debug, thiserror::Error)]
@@ -28,16 +29,22 @@ pub enum DataflowError {
     Bus(#[from] BusError),
 }
 
+/// Published when an execution has ended (every input ended): `{flowExecId, flowId, status,
+/// error, tenant}`.
+pub const EXECUTION_FINISHED: &str = "flow.execution.finished";
+
 #[derive(Clone)]
 pub struct Dataflow {
     pub bus: Arc<dyn MessageBus>,
+    pub events: EventBus,
     pub registry: Registry,
     pub executions: ExecutionStore,
 }
 
 impl Dataflow {
     /// `flow.execute` `{flow, msg, msgOpts?}` from the webhooks or the scheduler. A flow this
-    /// process does not run is ignored, as in OIH.
+    /// process does not run is ignored, as in OIH. `msgOpts.headers.reply_to` names where a
+    /// waiting webhook caller expects its answer.
     pub async fn execute(&self, payload: &Value) -> Result<(), DataflowError> {
         let flow = payload.get("flow").unwrap_or(&Value::Null);
         let flow_id = ["_id", "id"]
@@ -48,8 +55,13 @@ impl Dataflow {
             .get("msg")
             .cloned()
             .unwrap_or_else(|| Value::Object(Default::default()));
-        let msg = wire::parse_body(&source)
+        let mut msg = wire::parse_body(&source)
             .map_err(|e| DataflowError::Malformed(format!("payload.msg: {e}")))?;
+        // `msgOpts` are the first input's AMQP options; a waiting caller's `reply_to` is there.
+        msg.headers.reply_to = payload
+            .pointer("/msgOpts/headers/reply_to")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         let Some(running) = self.registry.get(flow_id) else {
             tracing::info!(
                 flow = flow_id,
@@ -63,7 +75,8 @@ impl Dataflow {
             .pointer("/source/externalExecId")
             .and_then(Value::as_str)
             .filter(|id| !id.is_empty());
-        let flow_exec_id = self.create(&running, external, &first).await?;
+        let reply_to = msg.headers.reply_to.clone();
+        let flow_exec_id = self.create(&running, external, reply_to, &first).await?;
         for step in first {
             self.publish_input(&running, step, &flow_exec_id, None, &msg)
                 .await?;
@@ -77,6 +90,7 @@ impl Dataflow {
         &self,
         running: &RunningFlow,
         external: Option<&str>,
+        reply_to: Option<String>,
         first: &[&str],
     ) -> Result<String, StoreError> {
         let flow = &running.flow;
@@ -88,6 +102,7 @@ impl Dataflow {
                 flow.tenant.clone(),
                 flow.owners.clone(),
             );
+            execution.reply_to.clone_from(&reply_to);
             execution.inputs(first);
             match self.executions.insert(&execution).await {
                 Ok(()) => return Ok(id),
@@ -177,12 +192,39 @@ impl Dataflow {
         exec: &str,
         change: impl Fn(&mut Execution),
     ) -> Result<(), DataflowError> {
-        if !self.executions.modify(exec, change).await? {
-            tracing::info!(
+        match self.executions.modify(exec, change).await? {
+            None => tracing::info!(
                 execution = exec,
                 "backchannel message for an unknown execution"
-            );
+            ),
+            Some((Status::Running, after)) if after.status != Status::Running => {
+                self.finished(&after).await?;
+            }
+            Some(_) => {}
         }
+        Ok(())
+    }
+
+    /// Announces an execution's end: `flow.execution.finished` on the event bus (snapshots are
+    /// purged on it), and to a caller still waiting for a reply, the outcome, so that it is
+    /// answered now rather than at its timeout when no step replied.
+    async fn finished(&self, execution: &Execution) -> Result<(), DataflowError> {
+        let status = serde_json::to_value(execution.status).unwrap_or(Value::Null);
+        let outcome = json!({
+            "flowExecId": execution.flow_exec_id,
+            "flowId": execution.flow_id,
+            "status": status,
+            "error": execution.error,
+        });
+        if let Some(reply_to) = &execution.reply_to {
+            let note = Message::json(&json!({ "executionFinished": outcome }));
+            self.bus.publish(BACKCHANNEL, reply_to, note).await?;
+        }
+        let mut event = outcome;
+        event["tenant"] = json!(execution.tenant);
+        self.events
+            .publish(Event::new(EXECUTION_FINISHED, event))
+            .await?;
         Ok(())
     }
 }

@@ -34,6 +34,8 @@ pub trait Driver: Send + Sync {
 pub trait Runner: Send {
     /// The node ids the step may route to by name (checked against the graph's edges).
     fn route_targets(&self) -> Vec<String>;
+    /// True when the step answers waiting webhook callers (`httpReply`).
+    fn replies(&self) -> bool;
     /// Starts consuming; the task ends once `cancel` fired and the messages in hand are done.
     fn start(self: Box<Self>, cancel: CancellationToken) -> JoinHandle<()>;
 }
@@ -117,6 +119,10 @@ impl Runner for BuiltinRunner {
             .into_iter()
             .map(str::to_owned)
             .collect()
+    }
+
+    fn replies(&self) -> bool {
+        self.shared.step.replies()
     }
 
     fn start(self: Box<Self>, cancel: CancellationToken) -> JoinHandle<()> {

@@ -67,6 +67,9 @@ pub struct Execution {
     #[serde(default)]
     pub error: Option<StepFailure>,
     pub steps: BTreeMap<String, StepRecord>,
+    /// Where the waiting webhook caller expects its answer; told when the execution ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     #[serde(default)]
@@ -92,6 +95,7 @@ impl Execution {
             errors: 0,
             error: None,
             steps: BTreeMap::new(),
+            reply_to: None,
             created_at: now,
             updated_at: now,
             finished_at: None,
@@ -237,24 +241,26 @@ impl ExecutionStore {
         docs.into_iter().map(|d| from_json(d.body)).collect()
     }
 
-    /// Applies `change` to the execution; false when there is no such execution.
+    /// Applies `change` to the execution and returns its status before and the execution
+    /// after; `None` when there is no such execution.
     pub async fn modify(
         &self,
         id: &str,
         change: impl Fn(&mut Execution),
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<(Status, Execution)>, StoreError> {
         loop {
             let Some(doc) = self.docs.get(EXECUTIONS, id).await? else {
-                return Ok(false);
+                return Ok(None);
             };
             let mut execution: Execution = from_json(doc.body)?;
+            let before = execution.status;
             change(&mut execution);
             match self
                 .docs
                 .update(EXECUTIONS, id, Some(doc.version), to_json(&execution)?)
                 .await
             {
-                Ok(_) => return Ok(true),
+                Ok(_) => return Ok(Some((before, execution))),
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(err) => return Err(err),
             }

@@ -119,6 +119,7 @@ pub async fn module(config: Config, deps: Deps) -> Result<ServiceModule, Error> 
     let registry = Registry::default();
     let dataflow = Dataflow {
         bus: deps.bus.clone(),
+        events: events.clone(),
         registry: registry.clone(),
         executions: executions.clone(),
     };

@@ -26,6 +26,8 @@ pub const FLOW_FAILED: &str = "flow.failed";
 /// A flow whose runners are up.
 pub struct RunningFlow {
     pub flow: Flow,
+    /// A step answers webhook callers, so they wait for it (`flow.started`'s `syncReply`).
+    pub sync_reply: bool,
     cancel: CancellationToken,
     runners: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -108,9 +110,9 @@ pub struct Lifecycle {
 
 impl Lifecycle {
     pub async fn start(&self, flow: Flow) -> Result<(), LifecycleError> {
-        if self.registry.get(&flow.id).is_some() {
+        if let Some(running) = self.registry.get(&flow.id) {
             // A redelivered `flow.starting`: the flow is already up.
-            return self.publish(FLOW_STARTED, json!({"id": flow.id})).await;
+            return self.publish(FLOW_STARTED, started(&running)).await;
         }
         let runners = match self.prepare(&flow).await? {
             Ok(runners) => runners,
@@ -123,18 +125,21 @@ impl Lifecycle {
         };
         let steps: Vec<&str> = flow.graph.nodes.iter().map(|n| n.id.as_str()).collect();
         topology::declare_flow(self.bus.as_ref(), &flow.id, &steps).await?;
+        let sync_reply = runners.iter().any(|r| r.replies());
         let cancel = self.shutdown.child_token();
         let handles = runners
             .into_iter()
             .map(|r| r.start(cancel.clone()))
             .collect();
-        let id = flow.id.clone();
-        self.registry.insert(RunningFlow {
+        let running = RunningFlow {
             flow,
+            sync_reply,
             cancel,
             runners: Mutex::new(handles),
-        });
-        self.publish(FLOW_STARTED, json!({"id": id})).await
+        };
+        let payload = started(&running);
+        self.registry.insert(running);
+        self.publish(FLOW_STARTED, payload).await
     }
 
     /// Every node's runner, or why the flow cannot run (naming the node).
@@ -206,4 +211,9 @@ impl Lifecycle {
     async fn publish(&self, name: &str, payload: serde_json::Value) -> Result<(), LifecycleError> {
         Ok(self.events.publish(Event::new(name, payload)).await?)
     }
+}
+
+/// `flow.started`: OIH's `{id}`, plus `syncReply` for the webhooks (OIH's consumers ignore it).
+fn started(running: &RunningFlow) -> serde_json::Value {
+    json!({"id": running.flow.id, "syncReply": running.sync_reply})
 }

@@ -107,6 +107,12 @@ pub trait Step: Send + Sync {
     fn targets(&self) -> Vec<&str> {
         Vec::new()
     }
+
+    /// True when the step answers the webhook call that started the execution
+    /// ([`Emit::Reply`]): such a flow's callers wait for the answer.
+    fn replies(&self) -> bool {
+        false
+    }
 }
 
 /// Runs `step` on `msg` the way Ferryman runs a component's `process()` (runtime.md §4.5

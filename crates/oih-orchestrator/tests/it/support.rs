@@ -182,7 +182,21 @@ impl Hub {
 
     /// Publishes `flow.execute` as the webhooks do and returns the execution id.
     pub async fn execute(&self, flow: &Value, data: Value) -> String {
+        self.execute_replying(flow, data, None).await
+    }
+
+    /// [`Hub::execute`] for a caller waiting for its answer on `reply_to`.
+    pub async fn execute_replying(
+        &self,
+        flow: &Value,
+        data: Value,
+        reply_to: Option<&str>,
+    ) -> String {
         let exec_id = ObjectId::new().to_string();
+        let mut msg_headers = json!({"taskId": flow["id"]});
+        if let Some(reply_to) = reply_to {
+            msg_headers["reply_to"] = json!(reply_to);
+        }
         let payload = json!({
             "flow": {"_id": flow["id"], "graph": flow["graph"], "tenant": flow["tenant"], "owners": flow["owners"]},
             "msg": {
@@ -198,7 +212,7 @@ impl Hub {
                 "params": {},
                 "pathSuffix": "",
             },
-            "msgOpts": {"headers": {"taskId": flow["id"]}},
+            "msgOpts": {"headers": msg_headers},
         });
         self.publish("webhooks", "flow.execute", payload).await;
         exec_id

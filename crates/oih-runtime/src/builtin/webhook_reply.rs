@@ -138,4 +138,8 @@ impl Step for Reply {
             Emit::Data(msg),
         ])
     }
+
+    fn replies(&self) -> bool {
+        true
+    }
 }
