@@ -18,6 +18,7 @@ use serde_json::Value;
 use crate::cache::TtlCache;
 use crate::config::Secret;
 use crate::jwt::{Claims, Verifier, ensure_crypto_provider, looks_like_jwt};
+use crate::routes::auth::{LoginFailure, check_credentials};
 use crate::state::AppState;
 use crate::tokens::resolve;
 
@@ -53,6 +54,38 @@ impl Authenticator for LocalAuthenticator {
                 Err(AuthError::failed())
             }
         }
+    }
+}
+
+/// Username and password checks for services that accept Basic credentials (the webhooks),
+/// with the same throttle, failure events and hash upgrade as `POST /login`.
+#[derive(Clone)]
+pub struct PasswordLogins {
+    state: AppState,
+}
+
+impl PasswordLogins {
+    pub(crate) fn new(state: AppState) -> Self {
+        Self { state }
+    }
+
+    /// The account's identity with its effective permissions; `None` when the credentials
+    /// are refused (unknown user, wrong password, disabled, throttled).
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Option<Identity>, crate::Error> {
+        let account = match check_credentials(&self.state, username, password).await {
+            Ok(account) => account,
+            Err(LoginFailure::Throttled | LoginFailure::Rejected(_)) => return Ok(None),
+            Err(LoginFailure::Store(err)) => return Err(err.into()),
+            Err(LoginFailure::Hash(err)) => return Err(crate::Error::Data(err)),
+        };
+        let (_, permissions) = self.state.resolve_roles(&account.body, &[]).await?;
+        let mut identity = Identity::new(account.id, account.body.tenant.clone(), permissions);
+        identity.username = account.body.username;
+        Ok(Some(identity))
     }
 }
 

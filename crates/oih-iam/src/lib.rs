@@ -35,7 +35,9 @@ use oih_bus::MessageBus;
 use oih_http::{Authenticator, BoxError, ErrorShape, ServiceModule, Worker};
 use oih_store::DocStore;
 
-pub use authn::{IntrospectionAuthenticator, IntrospectionConfig, LocalAuthenticator};
+pub use authn::{
+    IntrospectionAuthenticator, IntrospectionConfig, LocalAuthenticator, PasswordLogins,
+};
 pub use config::{Config, Secret, TokenFormat};
 pub use jwt::JwtAlgorithm;
 pub use permissions::{COMMON_PERMISSIONS, RESTRICTED_PERMISSIONS};
@@ -77,6 +79,8 @@ pub struct Iam {
     /// The persistent token of the bootstrap service account (`iam.token.*` and `all`), for
     /// services that call IAM over HTTP (OIH's `IAM_TOKEN`).
     pub service_token: String,
+    /// Password checks for Basic credentials on webhooks in the same process.
+    pub logins: PasswordLogins,
 }
 
 /// Builds IAM: declares its collections, runs the first-start bootstrap and returns the module.
@@ -84,6 +88,7 @@ pub async fn module(config: Config, deps: Deps) -> Result<Iam, Error> {
     let state = state::AppState::open(&config, &deps).await?;
     let service_token = bootstrap::run(&state, &config).await?;
     let authenticator: Arc<dyn Authenticator> = Arc::new(LocalAuthenticator::new(state.clone()));
+    let logins = PasswordLogins::new(state.clone());
     let mut module = ServiceModule::new(
         SERVICE_NAME,
         ErrorShape::Message,
@@ -98,6 +103,7 @@ pub async fn module(config: Config, deps: Deps) -> Result<Iam, Error> {
         module,
         authenticator,
         service_token,
+        logins,
     })
 }
 

@@ -12,7 +12,7 @@ use oih_store::StoreError;
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{KEPT_FIELDS, STATUS_ACTIVE, STATUS_STARTING, Store};
+use crate::store::{KEPT_FIELDS, STATUS_STARTING, Store};
 
 pub const FLOW_STARTING: &str = "flow.starting";
 pub const FLOW_STARTED: &str = "flow.started";
@@ -95,7 +95,8 @@ impl Consumer {
         match event.name() {
             FLOW_STARTING => self.starting(id, &event.payload).await,
             FLOW_STARTED => {
-                if !self.store.set_status(id, STATUS_ACTIVE).await? {
+                let sync_reply = event.payload.get("syncReply").and_then(Value::as_bool);
+                if !self.store.activate(id, sync_reply == Some(true)).await? {
                     tracing::info!(flow = id, "flow.started for an unknown flow ignored");
                 }
                 Ok(())

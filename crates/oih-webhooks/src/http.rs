@@ -22,6 +22,7 @@ use crate::body;
 use crate::cors::{self, Cors};
 use crate::error::HookError;
 use crate::events::FLOW_EXECUTE;
+use crate::reply::{Answer, Replies, Waiter};
 use crate::store::{HookFlow, Store};
 
 /// Header with which a caller makes retries of one request publish it once.
@@ -40,6 +41,9 @@ pub struct AppState {
     pub not_found_delay: Duration,
     /// How long the first answer to an `Idempotency-Key` is kept.
     pub idempotency_ttl: chrono::Duration,
+    pub replies: Arc<Replies>,
+    /// How long a caller of a flow with a `webhook-reply` step waits for the reply.
+    pub reply_timeout: Duration,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -162,7 +166,7 @@ async fn execute(
     if let Some(key) = &idempotency_key
         && let Some(answer) = state.store.idempotent_answer(key).await?
     {
-        return Ok(accepted(answer));
+        return Ok(stored_response(answer));
     }
     let data = if has_body(&method) {
         let content_type = header_text(&parts.headers, header::CONTENT_TYPE.as_str());
@@ -180,28 +184,66 @@ async fn execute(
         suffix,
         request_id: &request_id,
     };
-    let event = execute_event(&flow, &request, data);
-    // The synchronous reply (a flow with a webhook-reply step) will wait here for the step's
-    // answer; until the orchestrator reports it, every caller gets OIH's acknowledgement.
+    // Registered before publishing, so that no reply can come before its caller waits.
+    let waiter = flow.sync_reply().then(|| state.replies.wait());
+    let reply_to = waiter.as_ref().map(|w| w.reply_to.as_str());
+    let event = execute_event(&flow, &request, data, reply_to);
     let answer = json!({"data": {"requestId": request_id, "message": "thank you"}});
-    match idempotency_key {
-        Some(key) => publish_once(state, &key, event, answer).await,
-        None => {
-            state.bus.publish(event).await?;
-            Ok(accepted(answer))
+    match &idempotency_key {
+        Some(key) => {
+            if let Some(first) = publish_once(state, key, event, answer.clone()).await? {
+                return Ok(stored_response(first));
+            }
         }
+        None => state.bus.publish(event).await?,
+    }
+    let Some(waiter) = waiter else {
+        return Ok(accepted(answer));
+    };
+    let Some(answer) = wait_for_reply(waiter, state.reply_timeout).await else {
+        let late = json!({"data": {
+            "requestId": request_id,
+            "message": "accepted; the flow did not reply in time and runs on",
+        }});
+        return Ok((StatusCode::ACCEPTED, axum::Json(late)).into_response());
+    };
+    if let Some(key) = &idempotency_key
+        && let Err(err) = state
+            .store
+            .settle_idempotency(key, answer.to_stored())
+            .await
+    {
+        tracing::warn!(error = %err, "could not keep a reply for its Idempotency-Key");
+    }
+    Ok(answer.into_response())
+}
+
+/// The answer, or `None` when none came in time.
+async fn wait_for_reply(mut waiter: Waiter, timeout: Duration) -> Option<Answer> {
+    tokio::time::timeout(timeout, &mut waiter.answer)
+        .await
+        .ok()?
+        .ok()
+}
+
+/// The answer kept for an `Idempotency-Key`: a synchronous reply, or the acknowledgement.
+fn stored_response(stored: Value) -> Response {
+    match Answer::from_stored(&stored) {
+        Some(answer) => answer.into_response(),
+        None => accepted(stored),
     }
 }
 
 /// Publishes under an idempotency key: the key is claimed with the answer first, so a
 /// concurrent repeat gets the same answer instead of publishing again; a failed publish gives
-/// the claim back so that the caller's retry goes through.
+/// the claim back so that the caller's retry goes through. `Some(first answer)` when the key
+/// was claimed before and nothing was published.
 async fn publish_once(
     state: &AppState,
     key: &str,
     event: Event,
     answer: Value,
-) -> Result<Response, HookError> {
+) -> Result<Option<Value>, HookError> {
     let expires_at = Utc::now() + state.idempotency_ttl;
     if !state
         .store
@@ -209,7 +251,7 @@ async fn publish_once(
         .await?
     {
         return match state.store.idempotent_answer(key).await? {
-            Some(first) => Ok(accepted(first)),
+            Some(first) => Ok(Some(first)),
             None => Err(HookError::IdempotencyConflict),
         };
     }
@@ -219,7 +261,7 @@ async fn publish_once(
         }
         return Err(err.into());
     }
-    Ok(accepted(answer))
+    Ok(None)
 }
 
 fn accepted(answer: Value) -> Response {
@@ -315,8 +357,14 @@ fn message_headers(headers: &HeaderMap) -> Value {
     Value::Object(out)
 }
 
-/// OIH's `flow.execute` (runtime.md §5.3).
-fn execute_event(flow: &HookFlow, request: &Incoming<'_>, data: Value) -> Event {
+/// OIH's `flow.execute` (runtime.md §5.3); `reply_to` (in `msgOpts.headers`, the first
+/// input's AMQP headers) when the caller waits for a reply.
+fn execute_event(
+    flow: &HookFlow,
+    request: &Incoming<'_>,
+    data: Value,
+    reply_to: Option<&str>,
+) -> Event {
     let path_and_query = request.uri.path_and_query().map_or_else(
         || request.uri.path().to_owned(),
         |pq| pq.as_str().to_owned(),
@@ -342,9 +390,12 @@ fn execute_event(flow: &HookFlow, request: &Incoming<'_>, data: Value) -> Event 
         "params": Value::Object(params),
         "pathSuffix": path_suffix,
     });
-    let msg_opts = json!({
+    let mut msg_opts = json!({
         "headers": {"taskId": flow.id(), "execId": random_hex(), "userId": "DOES_NOT_MATTER"},
     });
+    if let Some(reply_to) = reply_to {
+        msg_opts["headers"]["reply_to"] = json!(reply_to);
+    }
     let payload = json!({"flow": flow.to_event_json(), "msg": msg, "msgOpts": msg_opts});
     Event::new(FLOW_EXECUTE, payload).with_header("type", json!("webhooks"))
 }

@@ -5,7 +5,8 @@
 //! - [`events`]: the `webhooks` queue keeping `webhooks_flows` in step with the flow lifecycle;
 //! - [`body`], [`xml`] and [`multipart`]: request bodies as `msg.data`, per content type as OIH;
 //! - [`auth`]: per-flow authorization from `flowSettings.webhooks`;
-//! - [`http`]: the routes and the `flow.execute` message.
+//! - [`http`]: the routes and the `flow.execute` message;
+//! - [`reply`]: synchronous replies for flows with a `webhook-reply` step.
 
 pub mod auth;
 pub mod body;
@@ -14,6 +15,7 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod multipart;
+pub mod reply;
 pub mod store;
 pub mod xml;
 
@@ -67,6 +69,14 @@ pub struct Config {
     /// How many lifecycle events the consumer takes from the bus before acknowledging.
     #[arg(long, env = "WEBHOOKS_EVENT_PREFETCH", default_value_t = 10)]
     pub webhooks_event_prefetch: u16,
+    /// Milliseconds a caller of a flow with a `webhook-reply` step waits for the reply; then it
+    /// gets `202` and the flow runs on.
+    #[arg(long, env = "WEBHOOKS_REPLY_TIMEOUT_MS", default_value_t = 30_000)]
+    pub webhooks_reply_timeout_ms: u64,
+    /// Tells webhooks replicas apart: each has its reply queue `webhooks_replies:<id>`. Give
+    /// every replica its own (for example the pod name).
+    #[arg(long, env = "WEBHOOKS_INSTANCE_ID", default_value = "local")]
+    pub webhooks_instance_id: String,
 }
 
 impl Default for Config {
@@ -81,6 +91,8 @@ impl Default for Config {
             webhooks_idempotency_ttl_secs: 86_400,
             cors_origin_whitelist: String::new(),
             webhooks_event_prefetch: 10,
+            webhooks_reply_timeout_ms: 30_000,
+            webhooks_instance_id: "local".into(),
         }
     }
 }
@@ -133,11 +145,18 @@ pub enum Error {
     Bus(#[from] oih_bus::BusError),
 }
 
-/// Builds the service: declares its collections and its `webhooks` queue (so lifecycle
-/// events published from now on are kept), and returns the `/hook` routes and the worker
-/// that keeps the flow projection.
+/// Builds the service: declares its collections, its `webhooks` queue (so lifecycle events
+/// published from now on are kept) and its reply queue, and returns the `/hook` routes and
+/// the workers that keep the flow projection and hand replies to waiting callers.
 pub async fn module(config: Config, deps: Deps) -> Result<ServiceModule, Error> {
     let store = store::Store::open(deps.docs).await?;
+    let reply_timeout = Duration::from_millis(config.webhooks_reply_timeout_ms.max(1));
+    let (replies, reply_consumer) = reply::Replies::declare(
+        deps.bus.as_ref(),
+        &config.webhooks_instance_id,
+        reply_timeout,
+    )
+    .await?;
     let bus = EventBus::new(deps.bus, SERVICE_NAME).await?;
     let stream = bus
         .subscribe(events::CONSUMED, config.webhooks_event_prefetch.max(1))
@@ -158,15 +177,22 @@ pub async fn module(config: Config, deps: Deps) -> Result<ServiceModule, Error> 
         body_limit: config.payload_size_limit,
         not_found_delay: Duration::from_millis(config.webhooks_not_found_delay_ms),
         idempotency_ttl: chrono::Duration::seconds(i64::from(config.webhooks_idempotency_ttl_secs)),
+        replies: replies.clone(),
+        reply_timeout,
     };
     let worker = Worker::new("webhooks-flows", move |cancel| async move {
         consumer.run(stream, cancel).await;
         Ok(())
     });
+    let reply_worker = Worker::new("webhooks-replies", move |cancel| async move {
+        replies.run(reply_consumer, cancel).await;
+        Ok(())
+    });
     Ok(
         ServiceModule::new(SERVICE_NAME, ErrorShape::Errors, http::router(state))
             .with_openapi(http::openapi())
-            .with_worker(worker),
+            .with_worker(worker)
+            .with_worker(reply_worker),
     )
 }
 

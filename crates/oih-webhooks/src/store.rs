@@ -38,6 +38,11 @@ impl HookFlow {
         self.body.get("startedBy").and_then(Value::as_str)
     }
 
+    /// A step of the flow answers callers (`flow.started`'s `syncReply`): they wait for it.
+    pub fn sync_reply(&self) -> bool {
+        self.body.get("syncReply").and_then(Value::as_bool) == Some(true)
+    }
+
     pub fn tenant(&self) -> Option<&str> {
         self.body.get("tenant").and_then(Value::as_str)
     }
@@ -166,13 +171,15 @@ impl Store {
     }
 
     /// Sets the status of a known flow; returns false when the flow is not known.
-    pub async fn set_status(&self, id: &str, status: &str) -> Result<bool, StoreError> {
+    /// Marks the flow active; `sync_reply`: its callers wait for a step's reply.
+    pub async fn activate(&self, id: &str, sync_reply: bool) -> Result<bool, StoreError> {
         let Some(doc) = self.docs.get(FLOWS, id).await? else {
             return Ok(false);
         };
         let mut body = doc.body;
         if let Value::Object(obj) = &mut body {
-            obj.insert("status".into(), json!(status));
+            obj.insert("status".into(), json!(STATUS_ACTIVE));
+            obj.insert("syncReply".into(), json!(sync_reply));
         }
         match self.docs.update(FLOWS, id, Some(doc.version), body).await {
             Ok(_) => Ok(true),
@@ -205,6 +212,15 @@ impl Store {
         {
             Ok(_) => Ok(true),
             Err(StoreError::Duplicate(_)) => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Replaces the answer kept for a claimed key (a synchronous reply once it arrived).
+    pub async fn settle_idempotency(&self, key: &str, answer: Value) -> Result<(), StoreError> {
+        match self.docs.update(IDEMPOTENCY, key, None, answer).await {
+            // Expired meanwhile: the next repeat runs the flow again, as after any expiry.
+            Ok(_) | Err(StoreError::NotFound) => Ok(()),
             Err(err) => Err(err),
         }
     }

@@ -60,6 +60,7 @@ async fn serve(
         production: args.production,
         selected: selected.clone(),
         configs: args.services_config.clone(),
+        iam_logins: Arc::default(),
     };
     let mut app = App::new()
         .version(env!("CARGO_PKG_VERSION"))

@@ -102,6 +102,9 @@ pub struct ServiceContext {
     /// the Meta Data Repository's schemas) instead of over HTTP.
     pub selected: Vec<Service>,
     pub configs: ServiceConfigs,
+    /// IAM's password checks once IAM is built in this process (it is built first), for
+    /// Basic credentials on webhooks.
+    pub iam_logins: Arc<std::sync::OnceLock<oih_iam::PasswordLogins>>,
 }
 
 /// A started service, and the token checker it offers the others (IAM only).
@@ -126,6 +129,8 @@ pub async fn build(service: Service, ctx: &ServiceContext) -> anyhow::Result<Opt
     let built = match service {
         Service::Iam => {
             let iam = oih_iam::module(ctx.configs.iam.clone(), oih_iam::Deps { docs, bus }).await?;
+            // Built once per process; a second set would be the same checks.
+            let _ = ctx.iam_logins.set(iam.logins);
             BuiltService {
                 module: iam.module,
                 authenticator: Some(iam.authenticator),
@@ -195,11 +200,15 @@ pub async fn build(service: Service, ctx: &ServiceContext) -> anyhow::Result<Opt
                 } else {
                     Arc::new(NoSecretService)
                 };
+            // Basic credentials are checked by IAM in this process; without it they are refused.
+            let login = ctx.iam_logins.get().map(|logins| {
+                Arc::new(IamLogin(logins.clone())) as Arc<dyn oih_webhooks::PasswordLogin>
+            });
             let deps = oih_webhooks::Deps {
                 docs,
                 bus,
                 hmac,
-                login: None,
+                login,
             };
             oih_webhooks::module(ctx.configs.webhooks.clone(), deps)
                 .await?
@@ -249,6 +258,20 @@ impl oih_webhooks::HmacVerifier for SecretsHmac {
             .0
             .verify(owner, secret_id, algorithm, body, signature)
             .await?)
+    }
+}
+
+/// Basic credentials on webhooks, checked by IAM in this process.
+struct IamLogin(oih_iam::PasswordLogins);
+
+#[async_trait::async_trait]
+impl oih_webhooks::PasswordLogin for IamLogin {
+    async fn login(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Option<oih_core::Identity>, oih_http::BoxError> {
+        Ok(self.0.login(username, password).await?)
     }
 }
 

@@ -3,3 +3,4 @@ mod bodies;
 mod execute;
 mod lifecycle;
 mod support;
+mod sync_reply;

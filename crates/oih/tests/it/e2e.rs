@@ -298,3 +298,94 @@ async fn ils_merges_partial_records_validated_against_an_imported_oih_model() {
     let listed = hub.get("/chunks/contacts").await;
     assert_eq!(listed["meta"]["total"], 1, "{listed}");
 }
+
+#[tokio::test]
+async fn a_webhook_caller_gets_the_flows_reply() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_running, hub) = Hub::start(dir.path()).await;
+    let flow = json!({
+        "name": "e2e-reply",
+        "graph": {
+            "nodes": [
+                {"id": "hook", "componentId": hub.builtin("webhook").await, "function": "receive"},
+                {"id": "shape", "componentId": hub.builtin("jsonata").await, "function": "transform",
+                 "fields": {"expression": "{\"name\": first & \" \" & last, \"total\": price * qty}"}},
+                {"id": "big", "componentId": hub.builtin("filter").await, "function": "filter",
+                 "fields": {"condition": "total >= 10"}},
+                {"id": "answer", "componentId": hub.builtin("webhook-reply").await, "function": "reply",
+                 "fields": {"statusCode": 201}}
+            ],
+            "edges": [
+                {"source": "hook", "target": "shape"},
+                {"source": "shape", "target": "big"},
+                {"source": "big", "target": "answer"}
+            ]
+        }
+    });
+    let created = hub.post("/flows", &flow).await;
+    let id = created["data"]["id"].as_str().expect("flow id").to_owned();
+    hub.post(&format!("/flows/{id}/start"), &json!({})).await;
+    hub.wait_status(&id, "active").await;
+
+    let order = json!({"first": "Ada", "last": "Lovelace", "price": 4, "qty": 3});
+    let replied = wait_for_hook(&hub, &id, &order).await;
+    assert_eq!(replied, json!({"name": "Ada Lovelace", "total": 12}));
+
+    // Filtered out before the reply step: the caller hears that the execution ended.
+    let res = hub
+        .http
+        .post(format!("{}/hook/{id}", hub.base))
+        .json(&json!({"first": "A", "last": "B", "price": 1, "qty": 1}))
+        .send()
+        .await
+        .expect("POST /hook");
+    assert_eq!(res.status(), reqwest::StatusCode::NO_CONTENT);
+    let execution = res.headers()["x-oih-execution-id"]
+        .to_str()
+        .expect("execution id")
+        .to_owned();
+    let record = hub.get(&format!("/executions/{execution}")).await;
+    assert_eq!(record["data"]["status"], "succeeded", "{record}");
+}
+
+#[tokio::test]
+async fn a_protected_webhook_takes_basic_credentials_checked_by_iam() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_running, hub) = Hub::start(dir.path()).await;
+    let flow = json!({
+        "name": "e2e-basic",
+        "flowSettings": {"webhooks": {"requireWebhookAuth": true}},
+        "graph": {
+            "nodes": [
+                {"id": "hook", "componentId": hub.builtin("webhook").await, "function": "receive"},
+                {"id": "answer", "componentId": hub.builtin("webhook-reply").await, "function": "reply"}
+            ],
+            "edges": [{"source": "hook", "target": "answer"}]
+        }
+    });
+    let created = hub.post("/flows", &flow).await;
+    let id = created["data"]["id"].as_str().expect("flow id").to_owned();
+    hub.post(&format!("/flows/{id}/start"), &json!({})).await;
+    hub.wait_status(&id, "active").await;
+
+    let call = |password: &'static str| {
+        hub.http
+            .post(format!("{}/hook/{id}", hub.base))
+            .basic_auth(ADMIN, Some(password))
+            .json(&json!({"n": 1}))
+            .send()
+    };
+    // The webhooks service learns that the flow is active from the bus, a moment later.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let res = loop {
+        let res = call(PASSWORD).await.expect("POST /hook");
+        if res.status() != reqwest::StatusCode::NOT_FOUND || Instant::now() > deadline {
+            break res;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(res.status(), reqwest::StatusCode::OK);
+    assert_eq!(res.json::<Value>().await.expect("json"), json!({"n": 1}));
+    let refused = call("wrong-password").await.expect("POST /hook");
+    assert_eq!(refused.status(), reqwest::StatusCode::FORBIDDEN);
+}
