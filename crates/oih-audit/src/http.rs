@@ -1,5 +1,5 @@
 //! `/logs` with OIH's paths, permissions, query parameters and envelopes (data-services.md
-//! §4.3), and `/logs/verify`, which OIH does not have.
+//! §4.3), and `/logs/verify` and `/logs/retention`, which OIH does not have.
 //!
 //! Each handler authenticates (401), checks the permission (403), then reads its input (400).
 //! Who sees what: an admin (`all`) every entry; anyone else the entries of their tenant's
@@ -13,13 +13,15 @@ use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use oih_core::Identity;
-use oih_http::{ApiError, Auth, Json, ListQuery, Page, require};
+use oih_core::identity::PERMISSION_ALL;
+use oih_http::{ApiError, Auth, Json, ListQuery, Page, Path, require};
 use oih_store::Filter;
 use serde_json::{Value, json};
 use utoipa::OpenApi as _;
 
 use crate::Config;
 use crate::model::{self, NewEntry};
+use crate::retention::{Override, Policy};
 use crate::store::{Appended, LogStore, new_id};
 
 #[derive(Clone)]
@@ -41,6 +43,13 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/logs", get(list).post(push))
         .route("/logs/verify", get(verify))
+        .route("/logs/retention", get(list_retention))
+        .route(
+            "/logs/retention/{tenant_id}",
+            get(get_retention)
+                .put(put_retention)
+                .delete(delete_retention),
+        )
         .with_state(state)
 }
 
@@ -55,7 +64,15 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         title = "audit-log",
         description = "Audit entries recorded from the event bus and pushed over HTTP, hash-chained per tenant. Every endpoint needs a bearer token."
     ),
-    paths(list, push, verify)
+    paths(
+        list,
+        push,
+        verify,
+        list_retention,
+        get_retention,
+        put_retention,
+        delete_retention
+    )
 )]
 struct AuditApi;
 
@@ -182,6 +199,136 @@ async fn verify(
     Ok(Json(
         json!({"data": data, "meta": {"total": total, "valid": valid}}),
     ))
+}
+
+/// Longest accepted tenant id in `/logs/retention/{tenantId}`.
+const MAX_TENANT_LEN: usize = 256;
+
+/// `GET /logs/retention`: the default limits and every tenant's override.
+#[utoipa::path(get, path = "/logs/retention", tag = "retention",
+    responses(
+        (status = 200, description = "`{data: {defaults: {maxAgeSecs, maxEntries}, intervalSecs, tenants: [TenantRetention]}}`; `null` is no limit (needs `all`)"),
+        (status = 401, description = "Missing or invalid token"),
+        (status = 403, description = "`MISSING_PERMISSION`"),
+    ))]
+async fn list_retention(
+    State(st): State<AppState>,
+    Auth(who): Auth,
+) -> Result<Json<Value>, ApiError> {
+    require(&who, &[PERMISSION_ALL])?;
+    let defaults = st.config.retention();
+    let tenants: Vec<Value> = st
+        .logs
+        .overrides()
+        .await?
+        .iter()
+        .map(|(tenant, limits)| tenant_retention(tenant, Some(limits), defaults))
+        .collect();
+    Ok(Json(json!({"data": {
+        "defaults": defaults.to_json(),
+        "intervalSecs": st.config.audit_retention_interval_secs.max(1),
+        "tenants": tenants,
+    }})))
+}
+
+/// `GET /logs/retention/{tenantId}`: the limits a tenant's chain is held to.
+#[utoipa::path(get, path = "/logs/retention/{tenantId}", tag = "retention",
+    params(("tenantId" = String, Path, description = "The tenant (its chain is the entries whose `payload.tenant` it is)")),
+    responses(
+        (status = 200, description = "`{data: TenantRetention}`: `{tenantId, maxAgeSecs?, maxEntries?, effective: {maxAgeSecs, maxEntries}}`; the override's limits are present only when set (needs `all`)"),
+        (status = 400, description = "Invalid tenant id"),
+        (status = 401, description = "Missing or invalid token"),
+        (status = 403, description = "`MISSING_PERMISSION`"),
+    ))]
+async fn get_retention(
+    State(st): State<AppState>,
+    Auth(who): Auth,
+    tenant: Result<Path<String>, ApiError>,
+) -> Result<Json<Value>, ApiError> {
+    require(&who, &[PERMISSION_ALL])?;
+    let tenant = tenant_id(tenant)?;
+    let limits = st.logs.override_for(&tenant).await?;
+    Ok(Json(json!({
+        "data": tenant_retention(&tenant, limits.as_ref(), st.config.retention())
+    })))
+}
+
+/// `PUT /logs/retention/{tenantId}`: sets (replaces) a tenant's override; the next retention
+/// round applies it.
+#[utoipa::path(put, path = "/logs/retention/{tenantId}", tag = "retention",
+    params(("tenantId" = String, Path, description = "The tenant")),
+    request_body(content = Object, description = "`{maxAgeSecs?, maxEntries?}`: a positive integer replaces the default limit, `null` lifts it for this tenant, an absent one keeps the default; at least one, nothing else"),
+    responses(
+        (status = 200, description = "`{data: TenantRetention}` (needs `all`)"),
+        (status = 400, description = "`{errors: [{message, code, field}]}`, one entry per failed rule; or an invalid tenant id"),
+        (status = 401, description = "Missing or invalid token"),
+        (status = 403, description = "`MISSING_PERMISSION`"),
+    ))]
+async fn put_retention(
+    State(st): State<AppState>,
+    Auth(who): Auth,
+    tenant: Result<Path<String>, ApiError>,
+    body: Result<Json<Value>, ApiError>,
+) -> Result<Json<Value>, ApiError> {
+    require(&who, &[PERMISSION_ALL])?;
+    let tenant = tenant_id(tenant)?;
+    let Json(body) = body?;
+    let limits = Override::from_body(&body).map_err(ApiError::Validation)?;
+    st.logs.set_override(&tenant, &limits).await?;
+    tracing::info!(%tenant, limits = %limits.to_json(), by = %who.sub, "audit retention override set");
+    Ok(Json(json!({
+        "data": tenant_retention(&tenant, Some(&limits), st.config.retention())
+    })))
+}
+
+/// `DELETE /logs/retention/{tenantId}`: the tenant's chain goes back to the default limits.
+#[utoipa::path(delete, path = "/logs/retention/{tenantId}", tag = "retention",
+    params(("tenantId" = String, Path, description = "The tenant")),
+    responses(
+        (status = 204, description = "Override removed (needs `all`)"),
+        (status = 400, description = "Invalid tenant id"),
+        (status = 401, description = "Missing or invalid token"),
+        (status = 403, description = "`MISSING_PERMISSION`"),
+        (status = 404, description = "The tenant has no override"),
+    ))]
+async fn delete_retention(
+    State(st): State<AppState>,
+    Auth(who): Auth,
+    tenant: Result<Path<String>, ApiError>,
+) -> Result<StatusCode, ApiError> {
+    require(&who, &[PERMISSION_ALL])?;
+    let tenant = tenant_id(tenant)?;
+    if st.logs.remove_override(&tenant).await? {
+        tracing::info!(%tenant, by = %who.sub, "audit retention override removed");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!(
+            "No retention override for tenant {tenant}"
+        )))
+    }
+}
+
+/// The path's tenant id, checked after the permission (a caller without it learns nothing).
+fn tenant_id(path: Result<Path<String>, ApiError>) -> Result<String, ApiError> {
+    let Path(tenant) = path?;
+    if tenant.trim().is_empty()
+        || tenant.chars().count() > MAX_TENANT_LEN
+        || tenant.chars().any(char::is_control)
+    {
+        return Err(ApiError::bad_request(format!(
+            "tenantId must be 1 to {MAX_TENANT_LEN} characters without control characters"
+        )));
+    }
+    Ok(tenant)
+}
+
+/// `{tenantId, maxAgeSecs?, maxEntries?, effective}`: the override as set and what applies.
+fn tenant_retention(tenant: &str, limits: Option<&Override>, defaults: Policy) -> Value {
+    let mut view = limits.map_or_else(|| json!({}), Override::to_json);
+    let effective = limits.map_or(defaults, |l| l.apply(defaults));
+    view["tenantId"] = json!(tenant);
+    view["effective"] = effective.to_json();
+    view
 }
 
 /// Non-admins see their tenant's chain and entries naming them; admins everything. Unlike

@@ -1,13 +1,14 @@
 //! OIH's audit-log (`services/audit-log`): audit entries recorded from the event bus and pushed
 //! with `POST /logs`, read with `GET /logs` (OIH's paths, permissions and envelopes). Beyond
 //! OIH: entries are hash-chained per tenant and `GET /logs/verify` recomputes the chains;
-//! retention keeps each chain within an age and size limit; GDPR anonymisation keeps chains
-//! verifiable.
+//! retention keeps each chain within an age and size limit (a default, and per-tenant
+//! overrides an admin sets with `/logs/retention`); GDPR anonymisation keeps chains verifiable.
 //!
 //! - [`model`]: the entry, the rules for pushed entries, the client view;
 //! - [`chain`]: the hashing scheme (pure);
 //! - [`store`]: the `audit_logs` / `audit_chains` collections, serialised appends, GDPR;
-//! - [`verify`]: chain verification; [`retention`]: pruning with checkpoints;
+//! - [`verify`]: chain verification; [`retention`]: per-tenant limits, pruning with
+//!   checkpoints;
 //! - [`events`]: the ingest worker; [`http`]: the router.
 
 pub mod chain;
@@ -53,10 +54,12 @@ pub struct Config {
     /// How many events the ingest worker takes from the bus before acknowledging.
     #[arg(long, env = "AUDIT_EVENT_PREFETCH", default_value_t = 50)]
     pub audit_event_prefetch: u16,
-    /// Entries recorded longer ago than this many seconds are pruned (unset: kept forever).
+    /// Entries recorded longer ago than this many seconds are pruned (unset: kept forever). The
+    /// default: `PUT /logs/retention/{tenantId}` overrides it per tenant.
     #[arg(long, env = "AUDIT_RETENTION_MAX_AGE_SECS")]
     pub audit_retention_max_age_secs: Option<u64>,
-    /// Each tenant's chain keeps at most this many entries (unset: unlimited).
+    /// Each tenant's chain keeps at most this many entries (unset: unlimited). The default:
+    /// `PUT /logs/retention/{tenantId}` overrides it per tenant.
     #[arg(long, env = "AUDIT_RETENTION_MAX_ENTRIES")]
     pub audit_retention_max_entries: Option<u64>,
     /// Seconds between two retention rounds.
@@ -106,7 +109,8 @@ pub enum Error {
 
 /// Builds the service: declares its collections and binds its queue (events published from
 /// now on are kept even before the worker runs), and returns its routes, the ingest worker
-/// and, when a retention limit is set, the retention worker.
+/// and the retention worker (it runs even without a default limit, since an admin can set a
+/// tenant's limit at any time).
 pub async fn module(config: Config, deps: Deps) -> Result<ServiceModule, Error> {
     let logs = store::LogStore::open(deps.docs).await?;
     let bus = EventBus::new(deps.bus, SERVICE_NAME).await?;
@@ -119,26 +123,22 @@ pub async fn module(config: Config, deps: Deps) -> Result<ServiceModule, Error> 
         .subscribe(&topics, config.audit_event_prefetch.max(1))
         .await?;
     let ingest = events::Ingest::new(logs.clone());
-    let policy = config.retention();
     let interval = Duration::from_secs(config.audit_retention_interval_secs.max(1));
-    let pruner = retention::Pruner::new(logs.clone(), policy);
+    let pruner = retention::Pruner::new(logs.clone(), config.retention());
     let router = http::router(http::AppState::new(config, logs));
-    let mut module = ServiceModule::new(SERVICE_NAME, ErrorShape::Errors, router)
+    Ok(ServiceModule::new(SERVICE_NAME, ErrorShape::Errors, router)
         .with_openapi(http::openapi())
         .with_worker(Worker::new("audit-log-ingest", move |cancel| async move {
             ingest.run(stream, cancel).await;
             Ok(())
-        }));
-    if !policy.is_unlimited() {
-        module = module.with_worker(Worker::new(
+        }))
+        .with_worker(Worker::new(
             "audit-log-retention",
             move |cancel| async move {
                 pruner.run(interval, cancel).await;
                 Ok(())
             },
-        ));
-    }
-    Ok(module)
+        )))
 }
 
 #[cfg(test)]

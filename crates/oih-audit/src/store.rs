@@ -2,6 +2,7 @@
 //!
 //! - `audit_logs`: the entries: `{headers, payload, chain}` (see [`crate::chain`]).
 //! - `audit_chains`: one head document per chain, `{tenant, seq, hash}`: the last entry.
+//! - `audit_retention`: per-tenant retention overrides (see [`crate::retention`]).
 //!
 //! Appends to one chain are serialised through its head: an append reads the head, inserts
 //! the entry and moves the head (with `expected_version`) in one transaction, and starts over
@@ -106,6 +107,14 @@ impl LogStore {
         .await?;
         docs.ensure_collection(
             CHAINS,
+            &CollectionSpec {
+                unique: vec![vec!["tenant"]],
+                indexed: vec![],
+            },
+        )
+        .await?;
+        docs.ensure_collection(
+            crate::retention::OVERRIDES,
             &CollectionSpec {
                 unique: vec![vec!["tenant"]],
                 indexed: vec![],

@@ -111,7 +111,8 @@ fn caller(identity: Identity, headers: &HeaderMap) -> Caller {
     Caller { identity, token }
 }
 
-/// Repository failures as OIH passes them on: its status and message; unreachable as 502.
+/// Repository failures as OIH passes them on: its status and message; unreachable as 502; a
+/// `$ref` that cannot be resolved as an invalid schema (400).
 fn schema_error(err: SchemaError) -> ApiError {
     match err {
         SchemaError::Upstream { status, message } => ApiError::Other {
@@ -121,6 +122,11 @@ fn schema_error(err: SchemaError) -> ApiError {
                 .unwrap_or(StatusCode::BAD_GATEWAY),
             message,
         },
+        // Unresolvable in process too (the reader leaves such a reference out of the bundle and
+        // the schema does not compile), where it is an invalid schema.
+        SchemaError::Reference(why) => {
+            ApiError::bad_request(format!("{} {why}", model::SCHEMA_INVALID))
+        }
         SchemaError::Unavailable(cause) => {
             tracing::warn!(%cause, "meta-data repository unavailable");
             ApiError::Other {

@@ -1,7 +1,10 @@
-//! The OAuth2 authorization-code flow: `POST /auth-clients/{id}/start-flow` builds the
-//! provider URL, `GET /callback` exchanges the code and stores the tokens as a secret
-//! (data-services.md §3.8). Unlike OIH the flow uses PKCE (S256), and `state` carries a random
-//! nonce checked on return, so a callback cannot be forged from a guessable flow id.
+//! The auth flows of `POST /auth-clients/{id}/start-flow` and `GET /callback`
+//! (data-services.md §3.8). OAuth2 authorization code: start-flow builds the provider URL,
+//! the callback exchanges the code and stores the tokens as a secret. Unlike OIH the flow uses
+//! PKCE (S256), and `state` carries a random nonce checked on return, so a callback cannot be
+//! forged from a guessable flow id. The OAuth 1.0a flows are in `flows/oauth1.rs`.
+
+mod oauth1;
 
 use axum::Router;
 use axum::extract::State;
@@ -11,7 +14,7 @@ use axum::routing::{get, post};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use chrono::{DateTime, Utc};
-use oih_core::{ObjectId, Owner, OwnerType};
+use oih_core::{Identity, ObjectId, Owner, OwnerType};
 use oih_http::{ApiError, Auth, Data, Json, Path, Query};
 use oih_store::{Collection, CollectionSpec, DocStore, Filter, FindOptions};
 use serde::{Deserialize, Serialize};
@@ -23,8 +26,10 @@ use crate::client_model::StoredClient;
 use crate::events::SECRET_CREATED;
 use crate::http::object_body;
 use crate::model::{SecretType, StoredSecret};
-use crate::oauth::{self, Tokens};
+use crate::oauth;
 use crate::service::Service;
+
+pub(crate) use oauth1::consumer_credentials;
 
 pub const FLOWS: Collection = Collection("secrets_auth_flows");
 
@@ -33,8 +38,12 @@ pub const FLOWS: Collection = Collection("secrets_auth_flows");
 const NEVER: &str = "9999-12-31T23:59:59Z";
 
 pub async fn ensure_collection(docs: &dyn DocStore) -> Result<(), oih_store::StoreError> {
-    docs.ensure_collection(FLOWS, &CollectionSpec::default())
-        .await
+    let spec = CollectionSpec {
+        unique: vec![],
+        // The OAuth1 callback names its flow by the request token.
+        indexed: vec!["requestToken"],
+    };
+    docs.ensure_collection(FLOWS, &spec).await
 }
 
 /// Routes that need a token.
@@ -58,8 +67,66 @@ struct AuthFlow {
     scope: String,
     secret_name: Option<String>,
     success_url: Option<String>,
-    code_verifier: String,
-    nonce: String,
+    #[serde(flatten)]
+    grant: Grant,
+}
+
+/// What the callback checks and uses to finish the flow.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+enum Grant {
+    /// OAuth2: the PKCE verifier, and the nonce `state` carries.
+    #[serde(rename_all = "camelCase")]
+    Code {
+        code_verifier: String,
+        nonce: String,
+    },
+    /// OAuth 1.0a: the request token the provider's redirect names, and its secret.
+    #[serde(rename_all = "camelCase")]
+    RequestToken {
+        request_token: String,
+        request_token_secret: String,
+    },
+}
+
+/// A start-flow request (bare or as `{data}`).
+struct StartRequest {
+    scope: String,
+    secret_name: Option<String>,
+    success_url: Option<String>,
+    payload: Value,
+}
+
+impl StartRequest {
+    fn parse(body: Value) -> Result<Self, ApiError> {
+        let body = object_body(body)?;
+        let success_url = optional_text(&body, "successUrl")?;
+        if let Some(url) = &success_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err(ApiError::bad_request("successUrl must be an http(s) URL"));
+        }
+        Ok(Self {
+            scope: optional_text(&body, "scope")?.unwrap_or_default(),
+            secret_name: optional_text(&body, "secretName")?,
+            success_url,
+            payload: body.get("payload").cloned().unwrap_or_else(|| json!({})),
+        })
+    }
+
+    /// The flow to keep until the callback.
+    fn flow(self, who: &Identity, client_id: &str, scope: String, grant: Grant) -> AuthFlow {
+        AuthFlow {
+            creator: who.sub.clone(),
+            creator_type: OwnerType::User,
+            tenant: who.tenant.clone(),
+            auth_client_id: client_id.to_owned(),
+            scope,
+            secret_name: self.secret_name,
+            success_url: self.success_url,
+            grant,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -99,12 +166,14 @@ fn optional_text(body: &Map<String, Value>, name: &str) -> Result<Option<String>
 }
 
 #[utoipa::path(post, path = "/api/v1/auth-clients/{id}/start-flow", tag = "auth-clients",
-    params(("id" = String, Path, description = "An OA2_AUTHORIZATION_CODE client's id")),
+    params(("id" = String, Path, description = "An OA2_AUTHORIZATION_CODE, OA1_THREE_LEGGED or OA1_TWO_LEGGED client's id")),
     request_body(content = Object, description = "`{scope?, secretName?, successUrl?, payload?}`"),
     responses(
-        (status = 200, description = "`{data: {authUrl}}`: the provider's URL with state and a PKCE (S256) challenge"),
-        (status = 400, description = "`{message}`: bad input, or an OAuth 1.0a client (not supported)"),
+        (status = 200, description = "`{data: {authUrl}}`: the provider's URL (OAuth2: with state and a PKCE (S256) challenge; OAuth1 three-legged: with the request token). OA1_TWO_LEGGED: `{data: {secretId, authUrl?}}`, the secret created at once, `authUrl` being `successUrl?secretId=`"),
+        (status = 400, description = "`{message}`: bad input, or a client signature method other than HMAC-SHA1, HMAC-SHA256 or PLAINTEXT"),
+        (status = 403, description = "`{message}`: a client the caller may not use"),
         (status = 405, description = "`{message: \"No Flows Defined\"}`: a client type without a flow"),
+        (status = 502, description = "`{message}`: the OAuth1 provider did not grant a request token"),
     )
 )]
 pub(crate) async fn start_flow(
@@ -113,60 +182,70 @@ pub(crate) async fn start_flow(
     Path(id): Path<String>,
     Json(body): Json<Value>,
 ) -> Result<Response, ApiError> {
-    let body = object_body(body)?;
+    let start = StartRequest::parse(body)?;
     let (client_doc, client) = client_for(&svc, &who, &id, Access::Use).await?;
-    let id = client_doc.id;
     match client.kind {
-        SecretType::Oa2AuthorizationCode => {}
+        SecretType::Oa2AuthorizationCode => {
+            start_code_flow(&svc, &who, &client_doc.id, &client, start).await
+        }
         SecretType::Oa1ThreeLegged => {
-            return Err(ApiError::bad_request("OAuth 1.0a flows are not supported"));
+            oauth1::start_three_legged(&svc, &who, &client_doc.id, &client, start).await
         }
-        _ => {
-            return Err(ApiError::Other {
-                status: StatusCode::METHOD_NOT_ALLOWED,
-                message: "No Flows Defined".into(),
-            });
+        SecretType::Oa1TwoLegged => {
+            oauth1::start_two_legged(&svc, &who, &client_doc.id, &client, start).await
         }
+        _ => Err(ApiError::Other {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            message: "No Flows Defined".into(),
+        }),
     }
-    let success_url = optional_text(&body, "successUrl")?;
-    if let Some(url) = &success_url
-        && !(url.starts_with("https://") || url.starts_with("http://"))
-    {
-        return Err(ApiError::bad_request("successUrl must be an http(s) URL"));
-    }
-    let scope = optional_text(&body, "scope")?.unwrap_or_default();
+}
+
+async fn start_code_flow(
+    svc: &Service,
+    who: &Identity,
+    client_id: &str,
+    client: &StoredClient,
+    start: StartRequest,
+) -> Result<Response, ApiError> {
     let scope = match client.text(&["predefinedScope"]).filter(|s| !s.is_empty()) {
-        Some(predefined) if scope.is_empty() => predefined.to_owned(),
-        Some(predefined) => format!("{predefined} {scope}"),
-        None => scope,
+        Some(predefined) if start.scope.is_empty() => predefined.to_owned(),
+        Some(predefined) => format!("{predefined} {}", start.scope),
+        None => start.scope.clone(),
     };
-    let flow = AuthFlow {
-        creator: who.sub.clone(),
-        creator_type: OwnerType::User,
-        tenant: who.tenant.clone(),
-        auth_client_id: id.clone(),
-        scope: scope.clone(),
-        secret_name: optional_text(&body, "secretName")?,
-        success_url,
-        code_verifier: random_token(),
-        nonce: random_token(),
-    };
+    let code_verifier = random_token();
+    let nonce = random_token();
     let flow_id = ObjectId::new().to_string();
     let state = FlowState {
         flow_id: flow_id.clone(),
-        nonce: flow.nonce.clone(),
-        payload: body.get("payload").cloned().unwrap_or_else(|| json!({})),
+        nonce: nonce.clone(),
+        payload: start.payload.clone(),
     };
     let state = B64URL.encode(serde_json::to_vec(&state).map_err(ApiError::internal)?);
-    let challenge = B64URL.encode(Sha256::digest(flow.code_verifier.as_bytes()));
-    let auth_url = auth_url(&client, &scope, &state, &challenge);
+    let challenge = B64URL.encode(Sha256::digest(code_verifier.as_bytes()));
+    let auth_url = auth_url(client, &scope, &state, &challenge);
+    let flow = start.flow(
+        who,
+        client_id,
+        scope,
+        Grant::Code {
+            code_verifier,
+            nonce,
+        },
+    );
+    save_flow(svc, &flow_id, &flow).await?;
+    Ok(Data::new(json!({ "authUrl": auth_url })).into_response())
+}
+
+/// Keeps a started flow until its callback, or until the flow TTL passes.
+async fn save_flow(svc: &Service, flow_id: &str, flow: &AuthFlow) -> Result<(), ApiError> {
     let expires_at = Utc::now() + svc.settings.flow_ttl;
-    let body = serde_json::to_value(&flow).map_err(ApiError::internal)?;
+    let body = serde_json::to_value(flow).map_err(ApiError::internal)?;
     svc.clients
         .docs()
-        .insert(FLOWS, &flow_id, body, Some(expires_at))
+        .insert(FLOWS, flow_id, body, Some(expires_at))
         .await?;
-    Ok(Data::new(json!({ "authUrl": auth_url })).into_response())
+    Ok(())
 }
 
 /// `endpoints.auth` with its placeholders filled, plus the PKCE challenge (and `state`, when
@@ -207,6 +286,10 @@ pub(crate) struct CallbackQuery {
     code: Option<String>,
     state: Option<String>,
     error: Option<String>,
+    oauth_token: Option<String>,
+    oauth_verifier: Option<String>,
+    /// Where some OAuth1 providers (Twitter) send a user who declined.
+    denied: Option<String>,
 }
 
 /// Equal in time independent of where the strings differ.
@@ -218,15 +301,21 @@ fn same(a: &str, b: &str) -> bool {
             == 0
 }
 
+fn unknown_flow() -> ApiError {
+    ApiError::bad_request("Unknown or expired auth flow")
+}
+
 #[utoipa::path(get, path = "/api/v1/callback", tag = "auth-clients",
     params(
-        ("code" = String, Query, description = "Authorization code"),
-        ("state" = String, Query, description = "The state start-flow put in the URL"),
+        ("code" = Option<String>, Query, description = "OAuth2: the authorization code"),
+        ("state" = Option<String>, Query, description = "OAuth2: the state start-flow put in the URL"),
+        ("oauth_token" = Option<String>, Query, description = "OAuth1: the authorized request token"),
+        ("oauth_verifier" = Option<String>, Query, description = "OAuth1: the verifier"),
     ),
     responses(
         (status = 302, description = "To `successUrl` with `secretId` added, when the flow had one"),
         (status = 200, description = "`{data: {secretId}}`"),
-        (status = 400, description = "`{message}`: unknown, expired or forged state, or the code exchange failed"),
+        (status = 400, description = "`{message}`: unknown, expired or forged state or token, the user declined, or the token exchange failed"),
     ),
     security(())
 )]
@@ -239,32 +328,54 @@ pub(crate) async fn callback(
             "The provider did not grant access: {error}"
         )));
     }
-    let (Some(code), Some(state)) = (query.code, query.state) else {
-        return Err(ApiError::bad_request("code and state are required"));
-    };
+    if let Some(token) = query.denied {
+        return Err(oauth1::declined(&svc, &token).await);
+    }
+    match (
+        query.code,
+        query.state,
+        query.oauth_token,
+        query.oauth_verifier,
+    ) {
+        (Some(code), Some(state), _, _) => code_callback(&svc, &code, &state).await,
+        (None, _, Some(token), Some(verifier)) => oauth1::callback(&svc, &token, &verifier).await,
+        _ => Err(ApiError::bad_request(
+            "code and state (OAuth2), or oauth_token and oauth_verifier (OAuth1), are required",
+        )),
+    }
+}
+
+async fn code_callback(svc: &Service, code: &str, state: &str) -> Result<Response, ApiError> {
     let state: FlowState = B64URL
         .decode(state.trim_end_matches('='))
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .ok_or_else(|| ApiError::bad_request("Invalid state"))?;
-    let unknown = || ApiError::bad_request("Unknown or expired auth flow");
     if !ObjectId::is_valid(&state.flow_id) {
-        return Err(unknown());
+        return Err(unknown_flow());
     }
     let docs = svc.clients.docs();
-    let doc = docs.get(FLOWS, &state.flow_id).await?.ok_or_else(unknown)?;
-    let flow: AuthFlow = serde_json::from_value(doc.body).map_err(|_| unknown())?;
-    if !same(&flow.nonce, &state.nonce) {
-        return Err(unknown());
+    let doc = docs
+        .get(FLOWS, &state.flow_id)
+        .await?
+        .ok_or_else(unknown_flow)?;
+    let flow: AuthFlow = serde_json::from_value(doc.body).map_err(|_| unknown_flow())?;
+    let Grant::Code {
+        code_verifier,
+        nonce,
+    } = &flow.grant
+    else {
+        return Err(unknown_flow());
+    };
+    if !same(nonce, &state.nonce) {
+        return Err(unknown_flow());
     }
     // One use only, whatever happens next.
     if !docs.delete(FLOWS, &state.flow_id).await? {
-        return Err(unknown());
+        return Err(unknown_flow());
     }
-    let Some((client_doc, client)) = svc.clients.get(&flow.auth_client_id).await? else {
-        return Err(ApiError::bad_request("Auth client not found"));
-    };
-    let fields = svc.clients.plaintext(&client_doc.id, &client).await?;
+    let (client_id, client) = flow_client(svc, &flow, SecretType::Oa2AuthorizationCode).await?;
+    let fields = svc.clients.plaintext(&client_id, &client).await?;
     let field = |name: &str| fields.get(name).and_then(Value::as_str).unwrap_or_default();
     let token_url = fields
         .get("endpoints")
@@ -276,27 +387,62 @@ pub(crate) async fn callback(
         token_url,
         &[
             ("grant_type", "authorization_code"),
-            ("code", &code),
+            ("code", code),
             ("client_id", field("clientId")),
             ("client_secret", field("clientSecret")),
             ("redirect_uri", field("redirectUri")),
-            ("code_verifier", &flow.code_verifier),
+            ("code_verifier", code_verifier),
         ],
     )
     .await
     .map_err(|e| ApiError::BadRequest(format!("Token exchange failed: {e}")))?;
-    let external_id = external_id(client.preprocessor.as_deref(), &tokens)?;
-    let secret_id = store_tokens(&svc, &flow, &client, &tokens, external_id).await?;
-    match &flow.success_url {
+    let external_id = external_id(client.preprocessor.as_deref(), tokens.id_token.as_deref())?;
+    let mut fresh = Map::new();
+    fresh.insert("accessToken".into(), json!(tokens.access_token));
+    if let Some(refresh) = &tokens.refresh_token {
+        fresh.insert("refreshToken".into(), json!(refresh));
+    }
+    let scope = tokens.scope.clone().unwrap_or_else(|| flow.scope.clone());
+    fresh.insert("scope".into(), json!(scope));
+    fresh.insert(
+        "expires".into(),
+        json!(expires_from(tokens.expires_in, Utc::now())),
+    );
+    let secret_id = store_tokens(svc, &flow, &client, fresh, external_id).await?;
+    finish(flow.success_url.as_deref(), &secret_id)
+}
+
+/// The auth client of a flow, which must still be of the type the flow was started for.
+async fn flow_client(
+    svc: &Service,
+    flow: &AuthFlow,
+    kind: SecretType,
+) -> Result<(String, StoredClient), ApiError> {
+    match svc.clients.get(&flow.auth_client_id).await? {
+        Some((doc, client)) if client.kind == kind => Ok((doc.id, client)),
+        Some(_) => Err(ApiError::bad_request(
+            "The auth client's type changed during the flow",
+        )),
+        None => Err(ApiError::bad_request("Auth client not found")),
+    }
+}
+
+/// The answer once the secret is stored: a redirect to `successUrl` with `secretId` added, or
+/// `{data: {secretId}}`.
+fn finish(success_url: Option<&str>, secret_id: &str) -> Result<Response, ApiError> {
+    match success_url {
         Some(url) => {
-            let sep = if url.contains('?') { '&' } else { '?' };
-            let location = format!("{url}{sep}secretId={secret_id}");
-            let location = HeaderValue::from_str(&location)
+            let location = HeaderValue::from_str(&with_secret_id(url, secret_id))
                 .map_err(|_| ApiError::bad_request("successUrl is not a valid URL"))?;
             Ok((StatusCode::FOUND, [(header::LOCATION, location)]).into_response())
         }
         None => Ok(Data::new(json!({ "secretId": secret_id })).into_response()),
     }
+}
+
+fn with_secret_id(url: &str, secret_id: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}secretId={secret_id}")
 }
 
 /// The claims of an ID token, read without verifying its signature: it came straight from
@@ -310,7 +456,10 @@ fn id_token_claims(id_token: &str) -> Option<Map<String, Value>> {
 /// The account id OIH's preprocessors derive (`value.externalId`), used to update an existing
 /// secret instead of adding another. No preprocessor: none (OIH made a random one, which
 /// never matched).
-fn external_id(preprocessor: Option<&str>, tokens: &Tokens) -> Result<Option<String>, ApiError> {
+fn external_id(
+    preprocessor: Option<&str>,
+    id_token: Option<&str>,
+) -> Result<Option<String>, ApiError> {
     let Some(name) = preprocessor.map(|p| p.strip_prefix("preprocessor.").unwrap_or(p)) else {
         return Ok(None);
     };
@@ -326,9 +475,7 @@ fn external_id(preprocessor: Option<&str>, tokens: &Tokens) -> Result<Option<Str
             )));
         }
     };
-    Ok(tokens
-        .id_token
-        .as_deref()
+    Ok(id_token
         .and_then(id_token_claims)
         .and_then(|claims| claims.get(claim).and_then(Value::as_str).map(str::to_owned)))
 }
@@ -340,28 +487,20 @@ pub fn expires_from(expires_in: Option<i64>, now: DateTime<Utc>) -> String {
     }
 }
 
-/// Updates the secret of the same account (same client and externalId, same tenant) or
-/// creates one; returns its id.
+/// Stores the `fresh` token fields of a finished flow: updates the secret of the same account
+/// (same client and externalId, same tenant), or creates a secret of the client's type;
+/// returns its id.
 async fn store_tokens(
     svc: &Service,
     flow: &AuthFlow,
     client: &StoredClient,
-    tokens: &Tokens,
+    fresh: Map<String, Value>,
     external_id: Option<String>,
 ) -> Result<String, ApiError> {
-    let scope = tokens.scope.clone().unwrap_or_else(|| flow.scope.clone());
-    let expires = expires_from(tokens.expires_in, Utc::now());
     let creator = Owner {
         id: flow.creator.clone(),
         kind: flow.creator_type,
     };
-    let mut fresh = Map::new();
-    fresh.insert("accessToken".into(), json!(tokens.access_token));
-    if let Some(refresh) = &tokens.refresh_token {
-        fresh.insert("refreshToken".into(), json!(refresh));
-    }
-    fresh.insert("scope".into(), json!(scope));
-    fresh.insert("expires".into(), json!(expires));
 
     if let Some(external) = &external_id {
         let tenant = match &flow.tenant {
@@ -409,11 +548,23 @@ async fn store_tokens(
         .clone()
         .or_else(|| external_id.clone())
         .unwrap_or_else(|| client.name.clone());
+    create_secret(svc, name, client.kind, creator, flow.tenant.clone(), value).await
+}
+
+/// Creates a secret owned by `creator` (and stored under `tenant`'s key); returns its id.
+async fn create_secret(
+    svc: &Service,
+    name: String,
+    kind: SecretType,
+    creator: Owner,
+    tenant: Option<String>,
+    value: Map<String, Value>,
+) -> Result<String, ApiError> {
     let secret = StoredSecret {
         name: name.clone(),
-        kind: SecretType::Oa2AuthorizationCode,
+        kind,
         owners: vec![creator],
-        tenant: flow.tenant.clone(),
+        tenant,
         domain: None,
         mixed_properties: None,
         value,
@@ -446,22 +597,19 @@ mod tests {
     fn reads_id_token_claims() {
         let payload = B64URL.encode(br#"{"sub":"abc","email":"a@b.c"}"#);
         let token = format!("x.{payload}.y");
-        let tokens = Tokens {
-            id_token: Some(token),
-            ..Tokens::default()
-        };
+        let tokens = Some(token.as_str());
         assert_eq!(
-            external_id(Some("preprocessor.microsoft"), &tokens)
+            external_id(Some("preprocessor.microsoft"), tokens)
                 .ok()
                 .flatten()
                 .as_deref(),
             Some("a@b.c")
         );
         assert_eq!(
-            external_id(Some("oidc"), &tokens).ok().flatten().as_deref(),
+            external_id(Some("oidc"), tokens).ok().flatten().as_deref(),
             Some("abc")
         );
-        assert_eq!(external_id(None, &tokens).ok().flatten(), None);
-        assert!(external_id(Some("zoomish"), &tokens).is_err());
+        assert_eq!(external_id(None, tokens).ok().flatten(), None);
+        assert!(external_id(Some("zoomish"), tokens).is_err());
     }
 }

@@ -1,6 +1,7 @@
 //! OIH's secret-service ("Lynx"): credentials that flows use, with their owners, at OIH's
 //! paths under `/api/v1` (data-services.md §3): `/secrets`, `/auth-clients` with the OAuth2
-//! code flow (`start-flow`, `/callback`), and token refresh on read and ahead of expiry.
+//! code flow and the OAuth 1.0a flows (`start-flow`, `/callback`), and token refresh on read
+//! and ahead of expiry.
 //!
 //! Values are encrypted at rest with AES-256-GCM under a data key per tenant, each wrapped by
 //! one master key (`keys.rs`, `crypto.rs`). Unlike OIH, whose default key was random at every
@@ -20,6 +21,7 @@ pub mod keys;
 mod mask;
 mod model;
 mod oauth;
+mod oauth1;
 mod openapi;
 mod refresh;
 mod sealing;

@@ -45,7 +45,10 @@ impl SecretType {
             f("expires", Text, false),
             f("inputFields", Any, false),
         ];
-        const OA1_TWO_LEGGED: &[Field] = &[f("expiresAt", Text, false)];
+        // OIH's held `expiresAt` only; `authClientId` names the client whose consumer
+        // credentials sign the requests (optional, as OIH's secrets lack it).
+        const OA1_TWO_LEGGED: &[Field] =
+            &[f("authClientId", Text, false), f("expiresAt", Text, false)];
         const OA1_THREE_LEGGED: &[Field] = &[
             f("authClientId", Text, true),
             f("accessToken", Text, true),
@@ -76,7 +79,9 @@ impl SecretType {
     /// OIH's message when `value.authClientId` names no auth client (it differs by type).
     pub fn missing_auth_client_message(self) -> Option<&'static str> {
         match self {
-            Self::SessionAuth | Self::Oa1ThreeLegged => Some("Auth client does not exist"),
+            Self::SessionAuth | Self::Oa1TwoLegged | Self::Oa1ThreeLegged => {
+                Some("Auth client does not exist")
+            }
             Self::Oa2AuthorizationCode => Some("Auth client is not existing"),
             _ => None,
         }

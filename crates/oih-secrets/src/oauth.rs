@@ -25,6 +25,10 @@ pub enum ProviderError {
     Unreachable(String),
     #[error("the provider's answer has no access token")]
     NoToken,
+    #[error("the provider's answer has no oauth_token and oauth_token_secret")]
+    NoOAuth1Token,
+    #[error("the auth client's endpoint is not a URL")]
+    BadEndpoint,
 }
 
 impl ProviderError {
@@ -37,7 +41,7 @@ impl ProviderError {
     }
 }
 
-fn unreachable(err: &reqwest::Error) -> ProviderError {
+pub(crate) fn unreachable(err: &reqwest::Error) -> ProviderError {
     // Without the URL: some providers put credentials in query strings.
     ProviderError::Unreachable(
         err.to_string()

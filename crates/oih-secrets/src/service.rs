@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 
 use crate::client_model::StoredClient;
 use crate::events::{CLIENT_DELETED, Events, SECRET_DELETED};
+use crate::flows::consumer_credentials;
 use crate::mask::{READ_RAW, mask_value};
 use crate::model::StoredSecret;
 use crate::refresh::Gates;
@@ -96,7 +97,12 @@ impl Service {
         secret: &StoredSecret,
     ) -> Result<Value, ApiError> {
         let mut value = self.secrets.plaintext(&doc.id, secret).await?;
-        mask_value(secret.kind, &mut value, who.has_one_of(&[READ_RAW]));
+        let raw = who.has_one_of(&[READ_RAW]);
+        if raw {
+            let consumer = consumer_credentials(self, secret.kind, &value).await?;
+            value.extend(consumer);
+        }
+        mask_value(secret.kind, &mut value, raw);
         let mut out = envelope(doc, secret)?;
         out.insert("value".into(), Value::Object(value));
         // Every listed field was decrypted for this answer.

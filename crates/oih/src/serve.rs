@@ -71,14 +71,12 @@ async fn serve(
     let mut mounted = Vec::new();
     let mut authenticator = None;
     for service in &selected {
-        if let Some(built) = services::build(*service, &ctx)
+        let built = services::build(*service, &ctx)
             .await
-            .with_context(|| format!("starting {}", service.name()))?
-        {
-            mounted.push(service.name());
-            authenticator = authenticator.or(built.authenticator);
-            app = app.module(built.module);
-        }
+            .with_context(|| format!("starting {}", service.name()))?;
+        mounted.push(service.name());
+        authenticator = authenticator.or(built.authenticator);
+        app = app.module(built.module);
     }
     // IAM in this process checks tokens without a network hop; otherwise ask the IAM named
     // by INTROSPECT_ENDPOINT_BASIC, as OIH's services do.

@@ -1,6 +1,5 @@
-//! The registry of OIH services: the only place that knows every service crate. Each service's
-//! task fills in its arm of [`build`] (and IAM fills in [`authenticator`]); a service not built
-//! yet contributes no routes.
+//! The registry of OIH services: the only place that knows every service crate. Each service
+//! has its arm in [`build`]; IAM also supplies the token checker the others use.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -87,6 +86,8 @@ pub struct ServiceConfigs {
     pub metadata: oih_metadata::Config,
     #[command(flatten, next_help_heading = "Integration Layer Service")]
     pub ils: oih_ils::Config,
+    #[command(flatten, next_help_heading = "Snapshots")]
+    pub snapshots: oih_snapshots::Config,
 }
 
 /// What `serve` hands every service: shared infrastructure, opened once.
@@ -122,9 +123,8 @@ impl From<ServiceModule> for BuiltService {
     }
 }
 
-/// Builds one service: its routes, docs, health checks and workers. `Ok(None)` while the
-/// service has not been ported.
-pub async fn build(service: Service, ctx: &ServiceContext) -> anyhow::Result<Option<BuiltService>> {
+/// Builds one service: its routes, docs, health checks and workers.
+pub async fn build(service: Service, ctx: &ServiceContext) -> anyhow::Result<BuiltService> {
     let (docs, bus) = (ctx.docs.clone(), ctx.bus.clone());
     let built = match service {
         Service::Iam => {
@@ -220,10 +220,13 @@ pub async fn build(service: Service, ctx: &ServiceContext) -> anyhow::Result<Opt
                 .into()
         }
         Service::Snapshots => {
-            return Ok(None);
+            let deps = oih_snapshots::Deps { docs, bus };
+            oih_snapshots::module(ctx.configs.snapshots.clone(), deps)
+                .await?
+                .into()
         }
     };
-    Ok(Some(built))
+    Ok(built)
 }
 
 /// The HTTP client builtin steps (http-request) use: one pool for the whole hub.

@@ -52,7 +52,12 @@ async fn the_api_is_documented(hub: Hub) {
         .call("GET", "/api-docs/audit-log/openapi.json", None, None)
         .await;
     assert_eq!(status, StatusCode::OK);
-    for path in ["/logs", "/logs/verify"] {
+    for path in [
+        "/logs",
+        "/logs/verify",
+        "/logs/retention",
+        "/logs/retention/{tenantId}",
+    ] {
         assert!(doc["paths"].get(path).is_some(), "{path} undocumented");
     }
     hub.shutdown().await;

@@ -24,7 +24,7 @@ fn entry(tenant: &str, n: u64) -> Value {
            "payload": {"tenant": tenant, "n": n, "user": "u", "nested": {"b": 1.50, "a": [1e3]}}})
 }
 
-async fn fill(hub: &Hub, tenant: &str, count: u64) -> Vec<String> {
+pub async fn fill(hub: &Hub, tenant: &str, count: u64) -> Vec<String> {
     let mut ids = Vec::new();
     for n in 1..=count {
         ids.push(hub.push(entry(tenant, n)).await);

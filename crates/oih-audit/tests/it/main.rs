@@ -5,6 +5,7 @@
 mod api;
 mod chain;
 mod ingest;
+mod retention;
 mod support;
 
 /// Runs each named `async fn(Hub)` once per storage engine: SQLite always, PostgreSQL when

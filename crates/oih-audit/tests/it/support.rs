@@ -40,6 +40,7 @@ fn authenticator() -> StaticAuthenticator {
 
 pub struct Hub {
     pub router: Router,
+    config: Config,
     pub bus: Arc<dyn MessageBus>,
     pub docs: Arc<dyn DocStore>,
     pub logs: LogStore,
@@ -92,11 +93,31 @@ impl Hub {
         let bus: Arc<dyn MessageBus> = EmbeddedBus::open(log, Default::default())
             .await
             .expect("bus");
+        Self::mount(docs, bus, pg, config).await
+    }
+
+    /// The service stopped and built again on the same database and bus, as after a restart.
+    pub async fn restart(self) -> Hub {
+        self.cancel.cancel();
+        for worker in self.workers {
+            worker.await.expect("worker ended");
+        }
+        Self::mount(self.docs, self.bus, self._pg, self.config).await
+    }
+
+    async fn mount(
+        docs: Arc<dyn DocStore>,
+        bus: Arc<dyn MessageBus>,
+        pg: Option<PgSchema>,
+        config: Config,
+    ) -> Hub {
         let deps = Deps {
             docs: docs.clone(),
             bus: bus.clone(),
         };
-        let mut module = oih_audit::module(config, deps).await.expect("module");
+        let mut module = oih_audit::module(config.clone(), deps)
+            .await
+            .expect("module");
         let cancel = CancellationToken::new();
         let workers = std::mem::take(&mut module.workers)
             .into_iter()
@@ -109,6 +130,7 @@ impl Hub {
         let logs = LogStore::open(docs.clone()).await.expect("log store");
         Hub {
             router,
+            config,
             bus,
             docs,
             logs,
@@ -153,6 +175,10 @@ impl Hub {
 
     pub async fn post(&self, uri: &str, token: &str, body: Value) -> (StatusCode, Value) {
         self.call("POST", uri, Some(token), Some(body)).await
+    }
+
+    pub async fn put(&self, uri: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call("PUT", uri, Some(token), Some(body)).await
     }
 
     /// Pushes an entry as admin and returns its id.

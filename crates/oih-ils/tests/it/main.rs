@@ -2,6 +2,7 @@
 
 mod chunks;
 mod http_source;
+mod schema_refs;
 mod split;
 mod support;
 mod tenancy;

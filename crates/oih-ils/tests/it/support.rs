@@ -83,6 +83,13 @@ pub fn person_schema() -> Value {
     })
 }
 
+async fn sqlite() -> Arc<dyn DocStore> {
+    oih_store::open(Some("sqlite::memory:"), Path::new("."))
+        .await
+        .expect("store")
+        .docs
+}
+
 pub struct Hub {
     pub router: Router,
     pub docs: Arc<dyn DocStore>,
@@ -98,10 +105,12 @@ impl Hub {
     }
 
     pub async fn with_config(config: Config) -> Hub {
-        let backend = oih_store::open(Some("sqlite::memory:"), Path::new("."))
-            .await
-            .expect("store");
-        Self::on(backend.docs, config, None).await
+        Self::on(sqlite().await, config, None, None).await
+    }
+
+    /// On SQLite, with schemas from `source` instead of the in-memory repository.
+    pub async fn with_source(source: Arc<dyn SchemaSource>) -> Hub {
+        Self::on(sqlite().await, Config::default(), None, Some(source)).await
     }
 
     /// On a fresh schema of the PostgreSQL named by `OIH_TEST_DATABASE_URL`; `None` (the test
@@ -112,15 +121,20 @@ impl Hub {
         let backend = oih_store::open(Some(schema.url()), Path::new("."))
             .await
             .expect("store");
-        Some(Self::on(backend.docs, Config::default(), Some(schema)).await)
+        Some(Self::on(backend.docs, Config::default(), Some(schema), None).await)
     }
 
-    async fn on(docs: Arc<dyn DocStore>, config: Config, pg: Option<PgSchema>) -> Hub {
+    async fn on(
+        docs: Arc<dyn DocStore>,
+        config: Config,
+        pg: Option<PgSchema>,
+        source: Option<Arc<dyn SchemaSource>>,
+    ) -> Hub {
         let schemas =
             Arc::new(MemorySchemas::default().with("dom1", "person.json", person_schema()));
         let deps = Deps {
             docs: docs.clone(),
-            schemas: schemas.clone(),
+            schemas: source.unwrap_or_else(|| schemas.clone()),
         };
         let module = oih_ils::module(config, deps).await.expect("module");
         Hub {

@@ -17,6 +17,7 @@ use oih_http::testing::{StaticAuthenticator, router};
 use oih_http::{BoxError, Worker};
 use oih_secrets::{Config, Deps};
 use oih_store::DocStore;
+use oih_store::testing::{PgSchema, pg_url};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
@@ -57,17 +58,35 @@ pub struct Infra {
     pub dir: TempDir,
     pub docs: Arc<dyn DocStore>,
     pub bus: Arc<dyn MessageBus>,
+    /// Held for its `Drop`; last, so that it goes after everything using the database.
+    _pg: Option<PgSchema>,
 }
 
 impl Infra {
+    /// On SQLite in a temp dir.
     pub async fn new() -> Result<Self> {
+        Self::on(None).await
+    }
+
+    /// On a PostgreSQL schema of its own; None (the test is skipped) without
+    /// `OIH_TEST_DATABASE_URL`.
+    pub async fn postgres() -> Result<Option<Self>> {
+        let Some(base_url) = pg_url() else {
+            return Ok(None);
+        };
+        let schema = PgSchema::create(&base_url).await?;
+        Ok(Some(Self::on(Some(schema)).await?))
+    }
+
+    async fn on(pg: Option<PgSchema>) -> Result<Self> {
         let dir = tempfile::tempdir()?;
-        let backend = oih_store::open(None, dir.path()).await?;
+        let backend = oih_store::open(pg.as_ref().map(PgSchema::url), dir.path()).await?;
         let bus = EmbeddedBus::open(backend.log.clone(), Default::default()).await?;
         Ok(Self {
             dir,
             docs: backend.docs,
             bus,
+            _pg: pg,
         })
     }
 
@@ -119,6 +138,7 @@ pub struct Reply {
     pub status: StatusCode,
     pub body: Value,
     pub cache_control: Option<String>,
+    pub location: Option<String>,
 }
 
 impl App {
@@ -152,11 +172,14 @@ impl App {
         };
         let res = self.router.clone().oneshot(req).await?;
         let status = res.status();
-        let cache_control = res
-            .headers()
-            .get(header::CACHE_CONTROL)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let header_text = |name| {
+            res.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let cache_control = header_text(header::CACHE_CONTROL);
+        let location = header_text(header::LOCATION);
         let bytes = res.into_body().collect().await?.to_bytes();
         let body = if bytes.is_empty() {
             Value::Null
@@ -168,6 +191,7 @@ impl App {
             status,
             body,
             cache_control,
+            location,
         })
     }
 

@@ -1,0 +1,113 @@
+//! Purges driven by the event bus: `flow.execution.finished` (published by the orchestrator,
+//! `{flowExecId, flowId, status}`) removes that execution's snapshots; `flowrepo.flow.deleted`
+//! (`{tenant, user, flowId}`) removes all of the flow's. OIH purged executions with an HTTP
+//! call from the orchestrator that could fire early or never, and kept a deleted flow's
+//! snapshots forever.
+//!
+//! An event is acknowledged once its purge is done, retried after a pause when the store failed,
+//! and dead-lettered when it names nothing to purge. Purges are idempotent, so redeliveries
+//! are harmless.
+
+use std::time::Duration;
+
+use oih_bus::{EventStream, ReceivedEvent};
+use oih_core::Event;
+use oih_store::StoreError;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::store::SnapshotStore;
+
+pub const EXECUTION_FINISHED: &str = "flow.execution.finished";
+pub const FLOW_DELETED: &str = "flowrepo.flow.deleted";
+/// The event names the service's queue is bound to.
+pub const TOPICS: &[&str] = &[EXECUTION_FINISHED, FLOW_DELETED];
+
+/// How long a failed event waits before it goes back to the queue, so that a store outage does
+/// not become a busy loop.
+const RETRY_DELAY: Duration = Duration::from_millis(500);
+
+/// Purges until cancelled.
+pub struct Purge {
+    store: SnapshotStore,
+}
+
+impl Purge {
+    pub fn new(store: SnapshotStore) -> Self {
+        Self { store }
+    }
+
+    pub async fn run(self, mut stream: EventStream, cancel: CancellationToken) {
+        loop {
+            let received = tokio::select! {
+                () = cancel.cancelled() => return,
+                next = stream.next() => match next {
+                    Some(received) => received,
+                    None => return,
+                },
+            };
+            self.settle(received, &cancel).await;
+        }
+    }
+
+    async fn settle(&self, received: ReceivedEvent, cancel: &CancellationToken) {
+        let name = received.event.name().to_owned();
+        let settled = match self.handle(&received.event).await {
+            Ok(()) => received.ack().await,
+            Err(Failure::Malformed(why)) => {
+                tracing::warn!(event = %name, %why, "snapshot purge event dead-lettered");
+                received.nack().await
+            }
+            Err(Failure::Store(err)) => {
+                tracing::warn!(event = %name, error = %err, "snapshots not purged; will retry");
+                tokio::select! {
+                    () = cancel.cancelled() => {}
+                    () = tokio::time::sleep(RETRY_DELAY) => {}
+                }
+                received.retry().await
+            }
+        };
+        if let Err(err) = settled {
+            tracing::warn!(event = %name, error = %err, "could not settle a purge event");
+        }
+    }
+
+    /// Purges what one event names.
+    pub async fn handle(&self, event: &Event) -> Result<(), Failure> {
+        let payload = &event.payload;
+        match event.name() {
+            EXECUTION_FINISHED => {
+                let exec = text(payload, "flowExecId")?;
+                let removed = self.store.purge_execution(exec).await?;
+                tracing::debug!(flow_exec_id = exec, removed, "execution snapshots purged");
+            }
+            FLOW_DELETED => {
+                let flow = text(payload, "flowId")?;
+                let removed = self.store.purge_flow(flow).await?;
+                tracing::debug!(flow_id = flow, removed, "flow snapshots purged");
+            }
+            other => return Err(Failure::Malformed(format!("unexpected event {other}"))),
+        }
+        Ok(())
+    }
+}
+
+/// A string field that must be present.
+fn text<'a>(payload: &'a Value, key: &str) -> Result<&'a str, Failure> {
+    payload
+        .get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| Failure::Malformed(format!("no `{key}` string")))
+}
+
+/// Why an event could not be handled.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// It never will be: dead-letter it.
+    #[error("malformed event: {0}")]
+    Malformed(String),
+    /// The store failed; a later attempt may succeed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}

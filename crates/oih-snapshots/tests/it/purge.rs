@@ -1,0 +1,134 @@
+//! Purges from the event bus: a finished execution loses its snapshots, a deleted flow all of
+//! its own, also those arriving late; bad events are dead-lettered.
+
+use oih_snapshots::SERVICE_NAME;
+use oih_snapshots::ingest::QUEUE;
+use serde_json::{Value, json};
+
+use crate::support::{FLOW, Hub, OTHER_FLOW, data, persistent, scoped, steps_uri};
+
+crate::engines!(
+    a_finished_execution_loses_its_snapshots,
+    a_deleted_flow_loses_its_snapshots,
+    a_malformed_purge_event_is_dead_lettered,
+);
+
+/// `(flowExecId or null, snapshot)` of every snapshot of `flow`, sorted.
+async fn contents(hub: &Hub, flow: &str) -> Vec<(Value, Value)> {
+    let (_, body) = hub.get(&steps_uri(flow), "adminToken").await;
+    let mut out: Vec<(Value, Value)> = data(&body)
+        .iter()
+        .map(|s| {
+            (
+                s.get("flowExecId").cloned().unwrap_or(Value::Null),
+                s["snapshot"].clone(),
+            )
+        })
+        .collect();
+    // Persistent (no execution) first, then by execution and content.
+    out.sort_by_key(|(e, s)| (e.as_str().map(str::to_owned), s.to_string()));
+    out
+}
+
+async fn a_finished_execution_loses_its_snapshots(hub: Hub) {
+    hub.publish_snapshot(persistent(FLOW, "step_1"), b"0").await;
+    hub.publish_snapshot(scoped(FLOW, "step_1", "e1"), b"1")
+        .await;
+    hub.publish_snapshot(scoped(FLOW, "step_2", "e1"), b"2")
+        .await;
+    hub.publish_snapshot(scoped(FLOW, "step_1", "e2"), b"3")
+        .await;
+    hub.wait_for(&steps_uri(FLOW), "the seed", |b| data(b).len() == 4)
+        .await;
+    // As the orchestrator publishes it.
+    hub.publish_event(
+        "component-orchestrator",
+        "flow.execution.finished",
+        json!({"flowExecId": "e1", "flowId": FLOW, "status": "succeeded"}),
+    )
+    .await;
+    hub.wait_for(&steps_uri(FLOW), "the purge", |b| data(b).len() == 2)
+        .await;
+    assert_eq!(
+        contents(&hub, FLOW).await,
+        [(Value::Null, json!(0)), (json!("e2"), json!(3))]
+    );
+    // A snapshot of the finished execution that arrives late is not kept; the queue is
+    // consumed in order, so once the next one is served the late one was handled.
+    hub.publish_snapshot(scoped(FLOW, "step_3", "e1"), b"4")
+        .await;
+    hub.publish_snapshot(scoped(FLOW, "step_3", "e2"), b"5")
+        .await;
+    hub.wait_for(&steps_uri(FLOW), "the next snapshot", |b| {
+        data(b).iter().any(|s| s["snapshot"] == 5)
+    })
+    .await;
+    assert_eq!(
+        contents(&hub, FLOW).await,
+        [
+            (Value::Null, json!(0)),
+            (json!("e2"), json!(3)),
+            (json!("e2"), json!(5))
+        ]
+    );
+    assert_eq!(hub.queue_len(QUEUE).await, 0);
+    hub.shutdown().await;
+}
+
+async fn a_deleted_flow_loses_its_snapshots(hub: Hub) {
+    hub.publish_snapshot(persistent(FLOW, "step_1"), b"0").await;
+    hub.publish_snapshot(scoped(FLOW, "step_1", "e1"), b"1")
+        .await;
+    hub.publish_snapshot(persistent(OTHER_FLOW, "step_1"), b"2")
+        .await;
+    hub.wait_for(&steps_uri(OTHER_FLOW), "the seed", |b| data(b).len() == 1)
+        .await;
+    hub.wait_for(&steps_uri(FLOW), "the seed", |b| data(b).len() == 2)
+        .await;
+    // As the flow repository publishes it.
+    hub.publish_event(
+        "flow-repository",
+        "flowrepo.flow.deleted",
+        json!({"tenant": "TestTenant", "user": "starterId", "flowId": FLOW}),
+    )
+    .await;
+    hub.wait_for(&steps_uri(FLOW), "the purge", |b| data(b).is_empty())
+        .await;
+    // A late snapshot of the deleted flow is not kept either.
+    hub.publish_snapshot(persistent(FLOW, "step_2"), b"3").await;
+    hub.publish_snapshot(persistent(OTHER_FLOW, "step_2"), b"4")
+        .await;
+    hub.wait_for(&steps_uri(OTHER_FLOW), "the next snapshot", |b| {
+        data(b).len() == 2
+    })
+    .await;
+    assert!(contents(&hub, FLOW).await.is_empty());
+    hub.shutdown().await;
+}
+
+async fn a_malformed_purge_event_is_dead_lettered(hub: Hub) {
+    hub.publish_snapshot(scoped(FLOW, "step_1", "e1"), b"1")
+        .await;
+    hub.wait_for(&steps_uri(FLOW), "the seed", |b| data(b).len() == 1)
+        .await;
+    hub.publish_event(
+        "component-orchestrator",
+        "flow.execution.finished",
+        json!({"flowId": FLOW, "status": "failed"}),
+    )
+    .await;
+    hub.publish_event("flow-repository", "flowrepo.flow.deleted", json!({}))
+        .await;
+    hub.wait_queue_len(&format!("{SERVICE_NAME}.deadletter"), 2)
+        .await;
+    // The worker goes on.
+    hub.publish_event(
+        "component-orchestrator",
+        "flow.execution.finished",
+        json!({"flowExecId": "e1", "flowId": FLOW, "status": "failed"}),
+    )
+    .await;
+    hub.wait_for(&steps_uri(FLOW), "the purge", |b| data(b).is_empty())
+        .await;
+    hub.shutdown().await;
+}
