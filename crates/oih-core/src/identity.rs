@@ -31,6 +31,21 @@ pub struct Identity {
     pub tenant: Option<String>,
     #[serde(default)]
     pub permissions: Vec<String>,
+    /// Set when the caller is a flow step using its step token: it acts for the flow's
+    /// starter (`sub`) but may reach only what [`StepScope`] names, nothing else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<StepScope>,
+}
+
+/// What a step token gives access to: its own node's secret and snapshots.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepScope {
+    pub flow_id: String,
+    pub step_id: String,
+    /// The node's `credentials_id`, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_id: Option<String>,
 }
 
 impl Identity {
@@ -40,6 +55,7 @@ impl Identity {
             username: String::new(),
             tenant,
             permissions,
+            step: None,
         }
     }
 

@@ -7,4 +7,4 @@ pub mod identity;
 
 pub use event::{Event, EventHeaders};
 pub use id::{ObjectId, ParseObjectIdError};
-pub use identity::{Identity, Owner, OwnerType};
+pub use identity::{Identity, Owner, OwnerType, StepScope};

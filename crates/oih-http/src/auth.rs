@@ -92,10 +92,23 @@ impl Authn {
     }
 }
 
-/// The authenticated caller. As an extractor it answers 401 with OIH's messages when the
-/// request has no valid bearer token.
+/// The authenticated user. As an extractor it answers 401 with OIH's messages when the
+/// request has no valid bearer token, and 403 to a step token (see [`StepAuth`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Auth(pub Identity);
+
+/// The authenticated caller, a user or a flow step with its step token
+/// ([`crate::step_token`]). Only the handlers a step needs take it (its secret, its
+/// snapshots), and they check `identity.step` against what is asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepAuth(pub Identity);
+
+impl std::ops::Deref for StepAuth {
+    type Target = Identity;
+    fn deref(&self) -> &Identity {
+        &self.0
+    }
+}
 
 impl std::ops::Deref for Auth {
     type Target = Identity;
@@ -113,18 +126,38 @@ impl<S: Send + Sync> FromRequestParts<S> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        if let Some(Authenticated(identity)) = parts.extensions.get::<Authenticated>() {
-            return Ok(Self(identity.clone()));
+        let identity = identify(parts).await?;
+        if identity.step.is_some() {
+            return Err(ApiError::Forbidden {
+                message: "A step token reaches only its step's secret and snapshots".into(),
+                details: None,
+            });
         }
-        let Some(Authn(authenticator)) = parts.extensions.get::<Authn>().cloned() else {
-            return Err(ApiError::internal(
-                "no authenticator installed: the app must add an Authn extension",
-            ));
-        };
-        let identity = authenticate(authenticator.as_ref(), &parts.headers).await?;
-        parts.extensions.insert(Authenticated(identity.clone()));
         Ok(Self(identity))
     }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for StepAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        identify(parts).await.map(Self)
+    }
+}
+
+/// The caller of this request, authenticated once and remembered for later extractors.
+async fn identify(parts: &mut Parts) -> Result<Identity, ApiError> {
+    if let Some(Authenticated(identity)) = parts.extensions.get::<Authenticated>() {
+        return Ok(identity.clone());
+    }
+    let Some(Authn(authenticator)) = parts.extensions.get::<Authn>().cloned() else {
+        return Err(ApiError::internal(
+            "no authenticator installed: the app must add an Authn extension",
+        ));
+    };
+    let identity = authenticate(authenticator.as_ref(), &parts.headers).await?;
+    parts.extensions.insert(Authenticated(identity.clone()));
+    Ok(identity)
 }
 
 /// iam-utils' middleware logic: the second space-separated part of `Authorization` is the
@@ -151,12 +184,13 @@ pub async fn authenticate(
         })
 }
 
-/// Middleware form of [`Auth`] (`router.route_layer(axum::middleware::from_fn(require_auth))`):
+/// Middleware form of [`StepAuth`] (`router.route_layer(axum::middleware::from_fn(require_auth))`):
 /// OIH puts the IAM middleware in front of whole routers, so e.g. an unauthenticated request
-/// is a 401 before its body is looked at.
+/// is a 401 before its body is looked at. Step tokens pass here; each handler's [`Auth`] or
+/// [`StepAuth`] argument decides whether a step may go on.
 pub async fn require_auth(mut req: Request, next: Next) -> Response {
     let (mut parts, body) = req.into_parts();
-    match Auth::from_request_parts(&mut parts, &()).await {
+    match identify(&mut parts).await {
         Ok(_) => {
             req = Request::from_parts(parts, body);
             next.run(req).await

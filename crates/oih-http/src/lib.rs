@@ -15,10 +15,11 @@ pub mod metrics;
 pub mod module;
 pub mod openapi;
 pub mod pagination;
+pub mod step_token;
 pub mod testing;
 
 pub use app::{App, Built, DEFAULT_BODY_LIMIT};
-pub use auth::{Auth, AuthError, Authenticator, Authn, require, require_one_of};
+pub use auth::{Auth, AuthError, Authenticator, Authn, StepAuth, require, require_one_of};
 pub use error::{ApiError, BoxError, ErrorReport, ErrorShape, FieldError};
 pub use extract::{Json, Path, Query};
 pub use health::HealthCheck;

@@ -10,7 +10,6 @@
 //! tenant's newest data key.
 
 use std::collections::HashMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -150,59 +149,25 @@ impl MasterKeySource {
 }
 
 fn read_key_file(path: &Path) -> Result<String, KeyError> {
-    let key_file = |source| KeyError::KeyFile {
+    oih_store::keyfile::read(path).map_err(|source| KeyError::KeyFile {
         path: path.to_owned(),
         source,
-    };
-    warn_if_readable_by_others(path);
-    std::fs::read_to_string(path).map_err(key_file)
+    })
 }
-
-#[cfg(unix)]
-fn warn_if_readable_by_others(path: &Path) {
-    use std::os::unix::fs::PermissionsExt as _;
-    if let Ok(meta) = std::fs::metadata(path)
-        && meta.permissions().mode() & 0o077 != 0
-    {
-        tracing::warn!(path = %path.display(), "the master key file is accessible to other users; chmod 600 it");
-    }
-}
-
-#[cfg(not(unix))]
-fn warn_if_readable_by_others(_path: &Path) {}
 
 /// Reads the generated key, creating it (mode 0600, never overwritten) on first start.
 fn generated_key(path: &Path) -> Result<String, KeyError> {
-    let key_file = |source| KeyError::KeyFile {
-        path: path.to_owned(),
-        source,
-    };
-    if path.exists() {
-        return read_key_file(path);
+    let (secret, created) =
+        oih_store::keyfile::read_or_create(path, || B64.encode(Key::random().0)).map_err(
+            |source| KeyError::KeyFile {
+                path: path.to_owned(),
+                source,
+            },
+        )?;
+    if created {
+        tracing::warn!(path = %path.display(), "generated a master key for secret-service; back it up: without it stored secrets cannot be read");
     }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(key_file)?;
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    let secret = B64.encode(Key::random().0);
-    match options.open(path) {
-        Ok(mut file) => {
-            file.write_all(format!("{secret}\n").as_bytes())
-                .and_then(|()| file.sync_all())
-                .map_err(key_file)?;
-            tracing::warn!(path = %path.display(), "generated a master key for secret-service; back it up: without it stored secrets cannot be read");
-            Ok(secret)
-        }
-        // Another process created it first: use theirs.
-        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => read_key_file(path),
-        Err(err) => Err(key_file(err)),
-    }
+    Ok(secret)
 }
 
 /// A data key record in `secrets_keys`.

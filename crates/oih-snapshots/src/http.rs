@@ -9,7 +9,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::routing::{delete, get};
-use oih_http::{ApiError, Auth, Json, Path};
+use oih_http::{ApiError, Auth, Json, Path, StepAuth};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::OpenApi as _;
@@ -97,7 +97,8 @@ async fn list(
     Ok(Json(json!({ "data": data })))
 }
 
-/// `GET /snapshots/flows/{flowId}/steps/{stepId}`: what a step starts from.
+/// `GET /snapshots/flows/{flowId}/steps/{stepId}`: what a step starts from. A step token
+/// reads its own step's snapshot only (another's answers as if there were none).
 #[utoipa::path(get, path = "/snapshots/flows/{flowId}/steps/{stepId}", tag = "snapshots",
     params(
         ("flowId" = String, Path, description = "Flow id"),
@@ -109,9 +110,16 @@ async fn list(
     ))]
 async fn read(
     State(st): State<AppState>,
-    Auth(who): Auth,
+    StepAuth(who): StepAuth,
     Path((flow_id, step_id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
+    if who
+        .step
+        .as_ref()
+        .is_some_and(|s| s.flow_id != flow_id || s.step_id != step_id)
+    {
+        return Ok(Json(json!({ "data": {} })));
+    }
     let newest = st
         .store
         .newest(&flow_id, &step_id, visibility(&who))

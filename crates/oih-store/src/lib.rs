@@ -7,11 +7,14 @@
 //! - a **message log**: the durable part of the embedded message bus (see [`MessageLog`]).
 //!   Routing and delivery live in `oih-bus`; this crate only persists what it is told.
 //!
+//! It also keeps the key files of the data directory ([`keyfile`]).
+//!
 //! This is the only crate that names sqlx.
 
 mod doc;
 mod error;
 mod filter;
+pub mod keyfile;
 mod log;
 mod open;
 mod pg;

@@ -11,6 +11,7 @@ crate::engines!(
     another_user_or_tenant_sees_nothing,
     a_step_snapshot_is_deleted_by_its_owner_only,
     deleting_an_execution_needs_an_admin,
+    a_step_token_reads_its_own_steps_snapshot_only,
 );
 
 async fn seed(hub: &Hub) {
@@ -129,5 +130,28 @@ async fn deleting_an_execution_needs_an_admin(hub: Hub) {
         .get(&format!("{}?flowExecId=", steps_uri(FLOW)), "adminToken")
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    hub.shutdown().await;
+}
+
+async fn a_step_token_reads_its_own_steps_snapshot_only(hub: Hub) {
+    seed(&hub).await;
+    hub.publish_snapshot(persistent(FLOW, "step_2"), br#"{"other": "state"}"#)
+        .await;
+    hub.wait_for(&steps_uri(FLOW), "step_2", |b| data(b).len() == 2)
+        .await;
+    let (status, own) = hub.get(&step_uri(FLOW, "step_1"), "stepToken").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(own, json!({"data": {"secret": "state"}}));
+    let (status, other) = hub.get(&step_uri(FLOW, "step_2"), "stepToken").await;
+    assert_eq!((status, other), (StatusCode::OK, json!({"data": {}})));
+    // Listing and deleting are for users, not steps.
+    let (status, _) = hub.get(&steps_uri(FLOW), "stepToken").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        hub.delete(&step_uri(FLOW, "step_1"), "stepToken").await,
+        StatusCode::FORBIDDEN
+    );
+    let (_, kept) = hub.get(&step_uri(FLOW, "step_1"), "adminToken").await;
+    assert_eq!(kept, json!({"data": {"secret": "state"}}));
     hub.shutdown().await;
 }

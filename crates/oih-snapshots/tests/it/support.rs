@@ -29,8 +29,20 @@ pub const STARTER: &str = "starterId";
 pub const FLOW: &str = "5ca5c44c187c040010a9bb8b";
 pub const OTHER_FLOW: &str = "5ca5c44c187c040010a9bb8c";
 
+/// The starter's step token for `step_1` of [`FLOW`], as the orchestrator issues it.
+fn step_token_identity() -> oih_core::Identity {
+    let mut identity = oih_core::Identity::new(STARTER, Some(TENANT.to_owned()), Vec::new());
+    identity.step = Some(oih_core::StepScope {
+        flow_id: FLOW.into(),
+        step_id: "step_1".into(),
+        secret_id: None,
+    });
+    identity
+}
+
 fn authenticator() -> StaticAuthenticator {
     StaticAuthenticator::new()
+        .with("stepToken", step_token_identity())
         .with_user("adminToken", "adminId", None, &["all"])
         .with_user("starterToken", STARTER, Some(TENANT), &[])
         .with_user(
