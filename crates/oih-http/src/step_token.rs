@@ -177,7 +177,8 @@ mod tests {
 
     #[test]
     fn a_token_verifies_to_its_scoped_identity() {
-        let tokens = StepTokens::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(60)).expect("key");
+        let tokens = StepTokens::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(60))
+            .expect("key");
         let token = tokens.issue(&grant()).expect("sign");
         let identity = tokens.verify(&token).expect("valid");
         assert_eq!(identity.sub, "u1");
@@ -188,12 +189,15 @@ mod tests {
 
     #[test]
     fn other_keys_expired_tokens_and_other_audiences_are_refused() {
-        let tokens = StepTokens::new(b"key-one-key-one-key-one-key-one!", Duration::from_secs(60)).expect("key");
-        let other = StepTokens::new(b"key-two-key-two-key-two-key-two!", Duration::from_secs(60)).expect("key");
+        let tokens = StepTokens::new(b"key-one-key-one-key-one-key-one!", Duration::from_secs(60))
+            .expect("key");
+        let other = StepTokens::new(b"key-two-key-two-key-two-key-two!", Duration::from_secs(60))
+            .expect("key");
         let token = other.issue(&grant()).expect("sign");
         assert!(tokens.verify(&token).is_none());
 
-        let expired = StepTokens::new(b"key-one-key-one-key-one-key-one!", Duration::ZERO).expect("key");
+        let expired =
+            StepTokens::new(b"key-one-key-one-key-one-key-one!", Duration::ZERO).expect("key");
         let mut claims = serde_json::to_value(Claims {
             sub: "u".into(),
             aud: AUDIENCE.into(),
@@ -206,14 +210,14 @@ mod tests {
             secret_id: None,
         })
         .expect("json");
-        let old = jsonwebtoken::encode(&Header::default(), &claims, &expired.encoding)
-            .expect("sign");
+        let old =
+            jsonwebtoken::encode(&Header::default(), &claims, &expired.encoding).expect("sign");
         assert!(tokens.verify(&old).is_none(), "expired");
 
         claims["exp"] = serde_json::json!(chrono::Utc::now().timestamp() + 60);
         claims["aud"] = serde_json::json!("someone-else");
-        let foreign = jsonwebtoken::encode(&Header::default(), &claims, &expired.encoding)
-            .expect("sign");
+        let foreign =
+            jsonwebtoken::encode(&Header::default(), &claims, &expired.encoding).expect("sign");
         assert!(tokens.verify(&foreign).is_none(), "audience");
         assert!(tokens.verify("not a jwt").is_none());
     }
