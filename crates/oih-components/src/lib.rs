@@ -82,3 +82,24 @@ pub async fn module(config: Config, deps: Deps) -> Result<ServiceModule, Error> 
     .with_worker(events::worker(repo, stream))
     .with_worker(restart_worker))
 }
+
+/// Reads components by id for a peer in the same process (the orchestrator resolving the
+/// nodes of a flow it starts), without an HTTP round trip.
+#[derive(Clone)]
+pub struct ComponentReader(store::Repo);
+
+impl ComponentReader {
+    pub async fn open(docs: Arc<dyn DocStore>) -> Result<Self, StoreError> {
+        store::ensure_collections(docs.as_ref()).await?;
+        Ok(Self(store::Repo { docs }))
+    }
+
+    /// The component as `GET /components/{id}` renders it; `None` when there is none.
+    pub async fn component(&self, id: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        let found = self
+            .0
+            .get::<model::component::Component>(store::COMPONENTS, id)
+            .await?;
+        Ok(found.map(|c| serde_json::Value::Object(c.render("id"))))
+    }
+}

@@ -8,6 +8,7 @@
 
 use oih_bus::{BusError, Delivery, EventBus, Message, MessageBus};
 use oih_core::Event;
+use oih_http::step_token::StepTokens;
 use oih_runtime::{StepHeaders, StepMessage};
 use oih_store::StoreError;
 use serde_json::{Value, json};
@@ -15,6 +16,7 @@ use std::sync::Arc;
 
 use crate::executions::{Execution, ExecutionStore, Status};
 use crate::lifecycle::{Registry, RunningFlow};
+use crate::token;
 use crate::topology::{BACKCHANNEL, ERROR_KEY, FlowNames, OUTPUT_KEY, STATE_KEY};
 use crate::wire::{self, ROUTE_TO};
 
@@ -27,6 +29,9 @@ pub enum DataflowError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Bus(#[from] BusError),
+    /// The step token could not be signed (a bad key: retrying will not help).
+    #[error("step token: {0}")]
+    Token(String),
 }
 
 /// Published when an execution has ended (every input ended): `{flowExecId, flowId, status,
@@ -39,6 +44,10 @@ pub struct Dataflow {
     pub events: EventBus,
     pub registry: Registry,
     pub executions: ExecutionStore,
+    /// Signs the `orchestratorToken` of steps that need one.
+    pub tokens: Arc<StepTokens>,
+    /// Largest input/output sample kept per step (0: none).
+    pub capture_bytes: usize,
 }
 
 impl Dataflow {
@@ -76,7 +85,9 @@ impl Dataflow {
             .and_then(Value::as_str)
             .filter(|id| !id.is_empty());
         let reply_to = msg.headers.reply_to.clone();
-        let flow_exec_id = self.create(&running, external, reply_to, &first).await?;
+        let flow_exec_id = self
+            .create(&running, external, reply_to, &first, &msg.data)
+            .await?;
         for step in first {
             self.publish_input(&running, step, &flow_exec_id, None, &msg)
                 .await?;
@@ -92,6 +103,7 @@ impl Dataflow {
         external: Option<&str>,
         reply_to: Option<String>,
         first: &[&str],
+        data: &Value,
     ) -> Result<String, StoreError> {
         let flow = &running.flow;
         let mut id = external.map_or_else(wire::new_id, str::to_owned);
@@ -104,6 +116,9 @@ impl Dataflow {
             );
             execution.reply_to.clone_from(&reply_to);
             execution.inputs(first);
+            for step in first {
+                execution.sample_input(step, data, self.capture_bytes);
+            }
             match self.executions.insert(&execution).await {
                 Ok(()) => return Ok(id),
                 Err(StoreError::Duplicate(_)) => id = wire::new_id(),
@@ -134,8 +149,15 @@ impl Dataflow {
             function: flow.graph.node(step).map(|n| n.function.clone()),
             reply_to: msg.headers.reply_to.clone(),
         };
-        let message =
+        let mut message =
             wire::step_input(msg, &headers).map_err(|e| DataflowError::Malformed(e.to_string()))?;
+        if running.token_steps.iter().any(|s| s == step)
+            && let Some(node) = flow.graph.node(step)
+        {
+            let token = token::orchestrator_token(&self.tokens, flow, node, flow_exec_id)
+                .map_err(|e| DataflowError::Token(e.to_string()))?;
+            message = message.with_header(wire::ORCHESTRATOR_TOKEN, token);
+        }
         let names = FlowNames::new(&flow.id);
         self.bus
             .publish(&names.exchange, &names.key(step, "input"), message)
@@ -145,7 +167,7 @@ impl Dataflow {
 
     /// A message on `orchestrator_backchannel:messages`: a step's data, error or end.
     pub async fn on_message(&self, delivery: &Delivery) -> Result<(), DataflowError> {
-        let headers = wire::from_headers(delivery.headers());
+        let headers = self.step_headers(delivery);
         let (flow_id, step, exec) = ids(&headers)?;
         match delivery.routing_key.as_str() {
             ERROR_KEY => {
@@ -176,15 +198,43 @@ impl Dataflow {
                     self.publish_input(&running, target, exec, headers.thread_id.clone(), &msg)
                         .await?;
                 }
+                let limit = self.capture_bytes;
                 self.count(exec, |e| {
                     e.emitted(step);
+                    e.sample_output(step, &msg.data, limit);
                     e.inputs(&targets);
+                    for target in &targets {
+                        e.sample_input(target, &msg.data, limit);
+                    }
                 })
                 .await?;
+            }
+            key if is_rebound(key) => {
+                tracing::info!(step, execution = exec, "step input rebounded");
+                self.count(exec, |e| e.rebounded(step)).await?;
             }
             other => tracing::info!(routing_key = other, "backchannel message ignored"),
         }
         Ok(())
+    }
+
+    /// The step headers of a backchannel message. Ferryman does not send `flowExecId` back
+    /// (nor `taskId` and `stepId` on every message): it echoes the input's
+    /// `orchestratorToken`, whose claims fill in what is missing, as OIH reads them.
+    fn step_headers(&self, delivery: &Delivery) -> StepHeaders {
+        let mut headers = wire::from_headers(delivery.headers());
+        let claims = delivery
+            .headers()
+            .get(wire::ORCHESTRATOR_TOKEN)
+            .and_then(Value::as_str)
+            .and_then(|token| self.tokens.read_orchestrator_token(token));
+        if let Some(claims) = claims {
+            let claim = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
+            headers.task_id = headers.task_id.or_else(|| claim("flowId"));
+            headers.step_id = headers.step_id.or_else(|| claim("stepId"));
+            headers.flow_exec_id = headers.flow_exec_id.or_else(|| claim("flowExecId"));
+        }
+        headers
     }
 
     async fn count(
@@ -227,6 +277,11 @@ impl Dataflow {
             .await?;
         Ok(())
     }
+}
+
+/// A step's rebound as the flow exchange routes it: `flow-<flowId>.<stepId>.rebound`.
+fn is_rebound(routing_key: &str) -> bool {
+    routing_key.starts_with("flow-") && routing_key.ends_with(".rebound")
 }
 
 fn ids(headers: &StepHeaders) -> Result<(&str, &str, &str), DataflowError> {

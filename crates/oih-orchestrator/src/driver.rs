@@ -1,7 +1,9 @@
 //! Drivers run a flow's nodes. The [`BuiltinDriver`] runs builtin components in process: one
 //! task per node consumes the node's `:messages` queue, runs the step and answers on the
 //! backchannel exactly as a Ferryman container would (runtime.md §2.6), so the orchestrator
-//! cannot tell the difference. Process and Kubernetes drivers plug in behind [`Driver`].
+//! cannot tell the difference. [`Drivers`] picks the driver by the component's distribution:
+//! builtin, or [`ProcessDriver`] for `process` components; a Kubernetes driver would plug in
+//! there too.
 
 use std::sync::Arc;
 
@@ -12,6 +14,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::model::Node;
+use crate::process::ProcessDriver;
 use crate::resolve::{Distribution, ResolvedComponent};
 use crate::topology::{BACKCHANNEL, COLLECTOR, ERROR_KEY, FlowNames, OUTPUT_KEY, STATE_KEY};
 use crate::wire::{self, PROTOCOL_VERSION, ROUTE_TO};
@@ -36,6 +39,11 @@ pub trait Runner: Send {
     fn route_targets(&self) -> Vec<String>;
     /// True when the step answers waiting webhook callers (`httpReply`).
     fn replies(&self) -> bool;
+    /// True when the step's inputs need OIH's `orchestratorToken` header (Ferryman reads its
+    /// configuration and credentials from it); in-process steps do not.
+    fn needs_token(&self) -> bool {
+        false
+    }
     /// Starts consuming; the task ends once `cancel` fired and the messages in hand are done.
     fn start(self: Box<Self>, cancel: CancellationToken) -> JoinHandle<()>;
 }
@@ -67,14 +75,11 @@ impl Driver for BuiltinDriver {
         node: &Node,
         component: &ResolvedComponent,
     ) -> Result<Box<dyn Runner>, PrepareError> {
-        let name = match &component.distribution {
-            Distribution::Builtin { name } => name,
-            Distribution::Other { kind } => {
-                return Err(format!(
-                    "component {} has distribution type {kind:?}, which this hub cannot run yet",
-                    component.id
-                ));
-            }
+        let Distribution::Builtin { name } = &component.distribution else {
+            return Err(format!(
+                "component {} is not a builtin component",
+                component.id
+            ));
         };
         let builtin = self.catalogue.get(name).ok_or_else(|| {
             format!(
@@ -94,6 +99,30 @@ impl Driver for BuiltinDriver {
             queue: names.messages_queue(&node.id),
             prefetch: self.prefetch,
         }))
+    }
+}
+
+/// Hands each node to the driver of its component's distribution type.
+pub struct Drivers {
+    pub builtin: BuiltinDriver,
+    pub process: ProcessDriver,
+}
+
+impl Driver for Drivers {
+    fn prepare(
+        &self,
+        flow_id: &str,
+        node: &Node,
+        component: &ResolvedComponent,
+    ) -> Result<Box<dyn Runner>, PrepareError> {
+        match &component.distribution {
+            Distribution::Builtin { .. } => self.builtin.prepare(flow_id, node, component),
+            Distribution::Process(_) => self.process.prepare(flow_id, node, component),
+            Distribution::Other { kind } => Err(format!(
+                "component {} has distribution type {kind:?}, which this hub cannot run yet",
+                component.id
+            )),
+        }
     }
 }
 

@@ -43,6 +43,7 @@ impl From<DataflowError> for Outcome {
     fn from(err: DataflowError) -> Self {
         match err {
             DataflowError::Malformed(why) => Self::Malformed(why),
+            err @ DataflowError::Token(_) => Self::Malformed(err.to_string()),
             other => Self::Retry(other.to_string()),
         }
     }
@@ -50,6 +51,23 @@ impl From<DataflowError> for Outcome {
 
 fn outcome<E: Into<Outcome>>(result: Result<(), E>) -> Outcome {
     result.map_or_else(Into::into, |()| Outcome::Done)
+}
+
+/// Deploys the flows deployed before a restart, retrying while the store or bus is down;
+/// false when `cancel` fired first.
+pub async fn restore(lifecycle: &Lifecycle, cancel: &CancellationToken) -> bool {
+    loop {
+        match lifecycle.restore().await {
+            Ok(()) => return true,
+            Err(err) => {
+                tracing::warn!(error = %err, "restoring deployed flows failed; will retry");
+                pause(cancel).await;
+                if cancel.is_cancelled() {
+                    return false;
+                }
+            }
+        }
+    }
 }
 
 /// Handles the control-plane events until `cancel` fires or the bus closes.

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use oih_core::Owner;
 use oih_store::{Collection, CollectionSpec, DocStore, Filter, FindOptions, StoreError};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 pub const EXECUTIONS: Collection = Collection("orchestrator_executions");
 
@@ -47,6 +48,12 @@ pub struct StepRecord {
     pub started_at: DateTime<Utc>,
     #[serde(default)]
     pub finished_at: Option<DateTime<Utc>>,
+    /// The `data` of the step's first input (see [`sample`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<Value>,
+    /// The `data` of the first message the step emitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -124,7 +131,33 @@ impl Execution {
                 errors: 0,
                 started_at: now,
                 finished_at: None,
+                input: None,
+                output: None,
             })
+    }
+
+    /// Keeps `data` as the step's input sample, unless it has one.
+    pub fn sample_input(&mut self, step: &str, data: &Value, limit: usize) {
+        if let Some(record) = self.steps.get_mut(step)
+            && record.input.is_none()
+        {
+            record.input = sample(data, limit);
+        }
+    }
+
+    /// Keeps `data` as the step's output sample, unless it has one.
+    pub fn sample_output(&mut self, step: &str, data: &Value, limit: usize) {
+        if let Some(record) = self.steps.get_mut(step)
+            && record.output.is_none()
+        {
+            record.output = sample(data, limit);
+        }
+    }
+
+    /// `step` put an input back to be retried later (Ferryman's rebound): one more input to
+    /// end, since the first attempt ends too.
+    pub fn rebounded(&mut self, step: &str) {
+        self.inputs(&[step]);
     }
 
     /// `step` emitted a data message.
@@ -180,6 +213,21 @@ impl Execution {
     }
 }
 
+/// What users see of a message under `/executions`: its `data` when it serialises to at most
+/// `limit` bytes, else a note of its size (so a large payload never bloats the record).
+/// Nothing when `limit` is 0 (capture off).
+fn sample(data: &Value, limit: usize) -> Option<Value> {
+    if limit == 0 {
+        return None;
+    }
+    let size = serde_json::to_vec(data).map_or(usize::MAX, |bytes| bytes.len());
+    Some(if size <= limit {
+        data.clone()
+    } else {
+        serde_json::json!({"truncated": true, "bytes": size})
+    })
+}
+
 fn status(errors: u64, done: bool) -> Status {
     match (errors, done) {
         (_, false) => Status::Running,
@@ -192,10 +240,15 @@ fn status(errors: u64, done: bool) -> Status {
 #[derive(Clone)]
 pub struct ExecutionStore {
     docs: Arc<dyn DocStore>,
+    /// How long an execution is kept after it was created; `None`: for ever.
+    retention: Option<chrono::Duration>,
 }
 
 impl ExecutionStore {
-    pub async fn open(docs: Arc<dyn DocStore>) -> Result<Self, StoreError> {
+    pub async fn open(
+        docs: Arc<dyn DocStore>,
+        retention: Option<std::time::Duration>,
+    ) -> Result<Self, StoreError> {
         docs.ensure_collection(
             EXECUTIONS,
             &CollectionSpec {
@@ -204,7 +257,8 @@ impl ExecutionStore {
             },
         )
         .await?;
-        Ok(Self { docs })
+        let retention = retention.and_then(|r| chrono::Duration::from_std(r).ok());
+        Ok(Self { docs, retention })
     }
 
     /// Stores a new execution under its `flowExecId`; `StoreError::Duplicate` if it is taken.
@@ -214,7 +268,7 @@ impl ExecutionStore {
                 EXECUTIONS,
                 &execution.flow_exec_id,
                 to_json(execution)?,
-                None,
+                self.retention.map(|r| execution.created_at + r),
             )
             .await
             .map(drop)
@@ -326,6 +380,35 @@ mod tests {
         e.ended("b");
         assert_eq!(e.steps["b"].status, Status::Failed);
         assert_eq!(e.status, Status::Failed);
+    }
+
+    #[test]
+    fn a_rebound_keeps_it_running_until_the_retry_ended() {
+        let mut e = execution();
+        e.inputs(&["a"]);
+        e.rebounded("a");
+        e.ended("a");
+        assert_eq!(e.status, Status::Running);
+        e.ended("a");
+        assert_eq!(e.status, Status::Succeeded);
+        assert_eq!((e.started, e.succeeded, e.steps["a"].inputs), (2, 2, 2));
+    }
+
+    #[test]
+    fn samples_keep_the_first_message_and_note_large_ones() {
+        let mut e = execution();
+        e.inputs(&["a"]);
+        e.sample_input("a", &serde_json::json!({"n": 1}), 100);
+        e.sample_input("a", &serde_json::json!({"n": 2}), 100);
+        e.sample_output("a", &serde_json::json!({"big": "x".repeat(200)}), 100);
+        assert_eq!(e.steps["a"].input, Some(serde_json::json!({"n": 1})));
+        assert_eq!(
+            e.steps["a"].output,
+            Some(serde_json::json!({"truncated": true, "bytes": 210}))
+        );
+        e.inputs(&["b"]);
+        e.sample_input("b", &serde_json::json!(1), 0);
+        assert_eq!(e.steps["b"].input, None, "capture off");
     }
 
     #[test]

@@ -6,32 +6,43 @@
 //! - [`resolve`]: which component a node runs ([`ComponentResolver`], [`BuiltinIdResolver`]);
 //! - [`model`]: the flow and its graph;
 //! - [`topology`]: exchange, queue and routing-key names and declarations;
-//! - [`driver`]: the [`Driver`] seam and the builtin driver (step runners);
+//! - [`driver`]: the [`Driver`] seam, the builtin driver (step runners) and [`Drivers`];
+//! - [`process`]: the driver running `process` components (Ferryman) as child processes;
 //! - [`lifecycle`]: start/stop; [`dataflow`]: executions along the graph edges;
 //! - [`executions`]: the execution records; [`events`]: the workers; [`http`]: the API.
 
 pub mod dataflow;
+pub mod deployed;
 pub mod driver;
 pub mod events;
 pub mod executions;
 pub mod http;
 pub mod lifecycle;
 pub mod model;
+pub mod process;
 pub mod resolve;
+pub mod token;
 pub mod topology;
 pub mod wire;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use oih_bus::{ConsumeOptions, EventBus, MessageBus};
+use oih_http::step_token::StepTokens;
 use oih_http::{ErrorShape, ServiceModule, Worker};
 use oih_store::DocStore;
 use tokio_util::sync::CancellationToken;
 
-pub use driver::{BuiltinDriver, Driver, Runner};
-pub use resolve::{BuiltinIdResolver, ComponentResolver, Distribution, ResolvedComponent};
+pub use driver::{BuiltinDriver, Driver, Drivers, Runner};
+pub use process::{ProcessConfig, ProcessDriver};
+pub use resolve::{
+    BuiltinIdResolver, ComponentDocuments, ComponentResolver, Distribution, RepositoryResolver,
+    ResolvedComponent,
+};
 
 use crate::dataflow::Dataflow;
+use crate::deployed::Deployed;
 use crate::executions::ExecutionStore;
 use crate::lifecycle::{Lifecycle, Registry};
 use crate::topology::BACKCHANNEL_MESSAGES;
@@ -41,6 +52,8 @@ pub const SERVICE_NAME: &str = "component-orchestrator";
 
 /// Configuration. Database, queue URLs and port belong to `oih serve`; OIH's Kubernetes,
 /// RabbitMQ-management and token settings belong to drivers not built yet.
+/// `component_prefetch` applies to process components too (Ferryman's
+/// `RABBITMQ_PREFETCH_SAILOR`).
 #[derive(Debug, Clone, clap::Args)]
 #[group(id = "component-orchestrator")]
 pub struct Config {
@@ -67,6 +80,23 @@ pub struct Config {
         default_value_t = 64
     )]
     pub backchannel_prefetch: u16,
+    /// Largest step input or output (serialised `data`, in bytes) kept on an execution for
+    /// users to see; larger ones are noted by size. 0 keeps none.
+    #[arg(
+        long = "orchestrator-capture-bytes",
+        env = "ORCHESTRATOR_CAPTURE_BYTES",
+        default_value_t = 16_384
+    )]
+    pub capture_bytes: usize,
+    /// Seconds an execution record is kept after it started (0: for ever).
+    #[arg(
+        long = "orchestrator-execution-retention-secs",
+        env = "EXECUTION_RETENTION_SECS",
+        default_value_t = 604_800
+    )]
+    pub execution_retention_secs: u64,
+    #[command(flatten)]
+    pub process: ProcessConfig,
 }
 
 impl Default for Config {
@@ -75,6 +105,9 @@ impl Default for Config {
             component_prefetch: 1,
             event_prefetch: 10,
             backchannel_prefetch: 64,
+            capture_bytes: 16_384,
+            execution_retention_secs: 604_800,
+            process: ProcessConfig::default(),
         }
     }
 }
@@ -86,10 +119,14 @@ pub struct Deps {
     pub docs: Arc<dyn DocStore>,
     /// Message bus carrying `event-bus` and the data plane.
     pub bus: Arc<dyn MessageBus>,
-    /// Looks up nodes' components; [`BuiltinIdResolver`] until a store-backed one is wired.
+    /// Looks up nodes' components: [`RepositoryResolver`] when the Component Repository's
+    /// documents can be read, else [`BuiltinIdResolver`].
     pub components: Arc<dyn ComponentResolver>,
     /// The HTTP client builtin steps (e.g. `http-request`) use.
     pub http: reqwest::Client,
+    /// Signs step inputs' `orchestratorToken` and the step tokens in it; the hub's
+    /// authenticator checks those with the same key.
+    pub step_tokens: Arc<StepTokens>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,11 +138,14 @@ pub enum Error {
 }
 
 /// Builds the service: declares its collection, its event-bus queue and the backchannel (so
-/// nothing published from now on is lost), and returns the executions routes and three
-/// workers (events and the backchannel). Step runners are started by
-/// the events worker and stop with it.
+/// nothing published from now on is lost), and returns the executions routes and two
+/// workers (events and the backchannel). Step runners are started by the events worker and
+/// stop with it.
 pub async fn module(config: Config, deps: Deps) -> Result<ServiceModule, Error> {
-    let executions = ExecutionStore::open(deps.docs).await?;
+    let deployed = Deployed::open(deps.docs.clone()).await?;
+    let retention = (config.execution_retention_secs > 0)
+        .then(|| Duration::from_secs(config.execution_retention_secs));
+    let executions = ExecutionStore::open(deps.docs, retention).await?;
     topology::declare_backchannel(deps.bus.as_ref()).await?;
     let events = EventBus::new(deps.bus.clone(), SERVICE_NAME).await?;
     let stream = events
@@ -122,9 +162,21 @@ pub async fn module(config: Config, deps: Deps) -> Result<ServiceModule, Error> 
         events: events.clone(),
         registry: registry.clone(),
         executions: executions.clone(),
+        tokens: deps.step_tokens,
+        capture_bytes: config.capture_bytes,
     };
-    let driver = BuiltinDriver::new(deps.bus.clone(), deps.http, config.component_prefetch);
+    let driver = Drivers {
+        builtin: BuiltinDriver::new(deps.bus.clone(), deps.http, config.component_prefetch),
+        process: ProcessDriver::new(
+            config.process,
+            deps.bus.backend(),
+            config.component_prefetch,
+        ),
+    };
     let on_message = dataflow.clone();
+    // Step output is handled only once the deployed flows are running again: before that it
+    // would find no flow to forward to.
+    let (restored_tx, mut restored) = tokio::sync::watch::channel(false);
 
     let events_worker = Worker::new(
         "component-orchestrator-events",
@@ -135,16 +187,27 @@ pub async fn module(config: Config, deps: Deps) -> Result<ServiceModule, Error> 
                 resolver: deps.components,
                 driver: Arc::new(driver),
                 registry,
+                deployed,
                 shutdown: cancel.clone(),
             };
-            events::run_events(stream, &lifecycle, dataflow, cancel).await;
+            if events::restore(&lifecycle, &cancel).await {
+                let _ = restored_tx.send(true);
+                events::run_events(stream, &lifecycle, dataflow, cancel).await;
+            }
             lifecycle.shutdown().await;
             Ok(())
         },
     );
     let messages_worker = Worker::new(
         "component-orchestrator-backchannel",
-        move |cancel| async move {
+        move |cancel: CancellationToken| async move {
+            tokio::select! {
+                () = cancel.cancelled() => return Ok(()),
+                ready = restored.wait_for(|done| *done) => if ready.is_err() {
+                    // The events worker ended before restoring: the module is stopping.
+                    return Ok(());
+                },
+            }
             events::run_backchannel(messages, cancel, move |d| {
                 let df = on_message.clone();
                 async move {
@@ -183,6 +246,11 @@ mod tests {
         assert_eq!(parsed.component_prefetch, default.component_prefetch);
         assert_eq!(parsed.event_prefetch, default.event_prefetch);
         assert_eq!(parsed.backchannel_prefetch, default.backchannel_prefetch);
+        let (parsed, default) = (parsed.process, default.process);
+        assert_eq!(parsed.api_uri, default.api_uri);
+        assert_eq!(parsed.component_log_level, default.component_log_level);
+        assert_eq!(parsed.stop_grace_secs, default.stop_grace_secs);
+        assert_eq!(parsed.restart_max_secs, default.restart_max_secs);
         let custom = Cli::try_parse_from(["oih", "--orchestrator-component-prefetch", "4"])
             .expect("parse")
             .config;

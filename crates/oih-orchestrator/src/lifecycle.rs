@@ -10,10 +10,11 @@ use std::sync::{Arc, Mutex, RwLock};
 use oih_bus::{BusError, EventBus, MessageBus};
 use oih_core::Event;
 use oih_store::StoreError;
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::deployed::Deployed;
 use crate::driver::{Driver, Runner};
 use crate::model::Flow;
 use crate::resolve::ComponentResolver;
@@ -28,6 +29,8 @@ pub struct RunningFlow {
     pub flow: Flow,
     /// A step answers webhook callers, so they wait for it (`flow.started`'s `syncReply`).
     pub sync_reply: bool,
+    /// The steps whose inputs carry an `orchestratorToken`.
+    pub token_steps: Vec<String>,
     cancel: CancellationToken,
     runners: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -104,6 +107,8 @@ pub struct Lifecycle {
     pub resolver: Arc<dyn ComponentResolver>,
     pub driver: Arc<dyn Driver>,
     pub registry: Registry,
+    /// The deployed flows, kept across restarts.
+    pub deployed: Deployed,
     /// Parent of every runner's token: the runners stop with the module.
     pub shutdown: CancellationToken,
 }
@@ -114,18 +119,57 @@ impl Lifecycle {
             // A redelivered `flow.starting`: the flow is already up.
             return self.publish(FLOW_STARTED, started(&running)).await;
         }
+        let id = flow.id.clone();
+        match self.deploy(flow).await? {
+            Ok(payload) => self.publish(FLOW_STARTED, payload).await,
+            Err(reason) => {
+                tracing::warn!(flow = %id, %reason, "flow cannot start");
+                self.publish(FLOW_FAILED, json!({"id": id, "reason": reason}))
+                    .await
+            }
+        }
+    }
+
+    /// Deploys again the flows deployed before a restart, before any of their messages is
+    /// handled. One that can no longer run (its component is gone) is failed, so the flow
+    /// repository stops it.
+    pub async fn restore(&self) -> Result<(), LifecycleError> {
+        for flow in self.deployed.all().await? {
+            if self.registry.get(&flow.id).is_some() {
+                continue;
+            }
+            let id = flow.id.clone();
+            if let Err(reason) = self.deploy(flow).await? {
+                tracing::warn!(flow = %id, %reason, "deployed flow cannot run any more");
+                self.deployed.remove(&id).await?;
+                self.publish(FLOW_FAILED, json!({"id": id, "reason": reason}))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Prepares every node, declares the topology, records the flow as deployed and starts
+    /// its runners; returns `flow.started`'s payload, or why the flow cannot run.
+    async fn deploy(&self, flow: Flow) -> Result<Result<Value, String>, LifecycleError> {
         let runners = match self.prepare(&flow).await? {
             Ok(runners) => runners,
-            Err(reason) => {
-                tracing::warn!(flow = %flow.id, %reason, "flow cannot start");
-                return self
-                    .publish(FLOW_FAILED, json!({"id": flow.id, "reason": reason}))
-                    .await;
-            }
+            Err(reason) => return Ok(Err(reason)),
         };
         let steps: Vec<&str> = flow.graph.nodes.iter().map(|n| n.id.as_str()).collect();
         topology::declare_flow(self.bus.as_ref(), &flow.id, &steps).await?;
         let sync_reply = runners.iter().any(|r| r.replies());
+        // `prepare` made one runner per node, in node order.
+        let token_steps = flow
+            .graph
+            .nodes
+            .iter()
+            .zip(&runners)
+            .filter(|(_, runner)| runner.needs_token())
+            .map(|(node, _)| node.id.clone())
+            .collect();
+        // Recorded before anything runs: a flow that runs is always restored after a restart.
+        self.deployed.save(&flow).await?;
         let cancel = self.shutdown.child_token();
         let handles = runners
             .into_iter()
@@ -134,12 +178,13 @@ impl Lifecycle {
         let running = RunningFlow {
             flow,
             sync_reply,
+            token_steps,
             cancel,
             runners: Mutex::new(handles),
         };
         let payload = started(&running);
         self.registry.insert(running);
-        self.publish(FLOW_STARTED, payload).await
+        Ok(Ok(payload))
     }
 
     /// Every node's runner, or why the flow cannot run (naming the node).
@@ -197,6 +242,7 @@ impl Lifecycle {
         };
         let steps: Vec<&str> = steps.iter().map(String::as_str).collect();
         topology::delete_flow(self.bus.as_ref(), flow_id, &steps).await?;
+        self.deployed.remove(flow_id).await?;
         self.publish(FLOW_STOPPED, json!({"id": flow_id})).await
     }
 
@@ -208,12 +254,12 @@ impl Lifecycle {
         }
     }
 
-    async fn publish(&self, name: &str, payload: serde_json::Value) -> Result<(), LifecycleError> {
+    async fn publish(&self, name: &str, payload: Value) -> Result<(), LifecycleError> {
         Ok(self.events.publish(Event::new(name, payload)).await?)
     }
 }
 
 /// `flow.started`: OIH's `{id}`, plus `syncReply` for the webhooks (OIH's consumers ignore it).
-fn started(running: &RunningFlow) -> serde_json::Value {
+fn started(running: &RunningFlow) -> Value {
     json!({"id": running.flow.id, "syncReply": running.sync_reply})
 }

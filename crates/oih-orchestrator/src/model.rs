@@ -3,10 +3,10 @@
 //! where a step's output goes.
 
 use oih_core::Owner;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Flow {
     pub id: String,
@@ -19,14 +19,14 @@ pub struct Flow {
     pub started_by: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Graph {
     pub nodes: Vec<Node>,
     #[serde(default)]
     pub edges: Vec<Edge>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Node {
     pub id: String,
@@ -35,9 +35,14 @@ pub struct Node {
     pub function: String,
     #[serde(default)]
     pub fields: Value,
+    /// The secret the step's component runs with (OIH's `credentials_id`).
+    #[serde(default, rename = "credentials_id")]
+    pub credentials_id: Option<String>,
+    #[serde(default)]
+    pub node_settings: Value,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Edge {
     pub source: String,
     pub target: String,

@@ -1,10 +1,13 @@
-//! Which component a flow node runs, and how it is distributed.
+//! Which component a node runs, and how it is distributed.
 //!
 //! The orchestrator asks a [`ComponentResolver`] for each node's component when the flow
 //! starts. [`BuiltinIdResolver`] knows the builtin components by the ids the Component
-//! Repository gives them; a resolver reading the repository's store replaces it once wired.
+//! Repository gives them; [`RepositoryResolver`] also reads the other components from the
+//! repository through a [`ComponentDocuments`] source.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -14,8 +17,21 @@ use serde_json::Value;
 pub enum Distribution {
     /// Compiled into the hub: `{type: "builtin", name}`.
     Builtin { name: String },
+    /// A local command speaking Ferryman's protocol: `{type: "process", command,
+    /// workingDirectory?, env?}`.
+    Process(ProcessSpec),
     /// Anything else (`docker`, …), named by its `type`; no driver runs these yet.
     Other { kind: String },
+}
+
+/// A `process` distribution: program and arguments (no shell), working directory and extra
+/// environment of the child.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcessSpec {
+    /// Empty when the document has none (or not an array of strings); the driver says so.
+    pub command: Vec<String>,
+    pub working_directory: Option<PathBuf>,
+    pub env: BTreeMap<String, String>,
 }
 
 impl Distribution {
@@ -26,6 +42,17 @@ impl Distribution {
             ("builtin", Some(name)) => Self::Builtin {
                 name: name.to_owned(),
             },
+            ("process", _) => Self::Process(ProcessSpec {
+                command: value
+                    .get("command")
+                    .and_then(|c| serde_json::from_value(c.clone()).ok())
+                    .unwrap_or_default(),
+                working_directory: value
+                    .get("workingDirectory")
+                    .and_then(Value::as_str)
+                    .map(PathBuf::from),
+                env: string_map(value.get("env")),
+            }),
             _ => Self::Other {
                 kind: kind.to_owned(),
             },
@@ -33,11 +60,45 @@ impl Distribution {
     }
 }
 
+/// The scalar entries of a JSON object as strings (an environment); others are left out.
+fn string_map(value: Option<&Value>) -> BTreeMap<String, String> {
+    let Some(Value::Object(map)) = value else {
+        return BTreeMap::new();
+    };
+    map.iter()
+        .filter_map(|(k, v)| {
+            let text = match v {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => b.to_string(),
+                _ => return None,
+            };
+            Some((k.clone(), text))
+        })
+        .collect()
+}
+
 /// A node's component as the orchestrator needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolvedComponent {
     pub id: String,
     pub distribution: Distribution,
+    /// `descriptor.environment.variables`: handed to a process component prefixed with
+    /// `ELASTICIO_`, as OIH's Kubernetes driver does.
+    pub environment: BTreeMap<String, String>,
+}
+
+impl ResolvedComponent {
+    /// The component of a repository document (`GET /components/{id}`'s shape).
+    pub fn from_document(id: &str, document: &Value) -> Self {
+        Self {
+            id: id.to_owned(),
+            distribution: Distribution::from_json(
+                document.get("distribution").unwrap_or(&Value::Null),
+            ),
+            environment: string_map(document.pointer("/descriptor/environment/variables")),
+        }
+    }
 }
 
 /// Looks components up by id.
@@ -96,7 +157,45 @@ impl ComponentResolver for BuiltinIdResolver {
         Ok(self.names.get(component_id).map(|name| ResolvedComponent {
             id: component_id.to_owned(),
             distribution: Distribution::Builtin { name: name.clone() },
+            environment: BTreeMap::new(),
         }))
+    }
+}
+
+/// Component documents by id, as the Component Repository stores them (in `oih serve`, read
+/// in process through the repository's own crate).
+#[async_trait]
+pub trait ComponentDocuments: Send + Sync {
+    /// `Ok(None)` when there is no such component.
+    async fn component(&self, id: &str) -> Result<Option<Value>, oih_store::StoreError>;
+}
+
+/// Builtin ids without a lookup, every other id from the repository's documents.
+pub struct RepositoryResolver {
+    builtins: BuiltinIdResolver,
+    documents: Arc<dyn ComponentDocuments>,
+}
+
+impl RepositoryResolver {
+    pub fn new(documents: Arc<dyn ComponentDocuments>) -> Self {
+        Self {
+            builtins: BuiltinIdResolver::new(),
+            documents,
+        }
+    }
+}
+
+#[async_trait]
+impl ComponentResolver for RepositoryResolver {
+    async fn resolve(
+        &self,
+        component_id: &str,
+    ) -> Result<Option<ResolvedComponent>, oih_store::StoreError> {
+        if let Some(builtin) = self.builtins.resolve(component_id).await? {
+            return Ok(Some(builtin));
+        }
+        let document = self.documents.component(component_id).await?;
+        Ok(document.map(|doc| ResolvedComponent::from_document(component_id, &doc)))
     }
 }
 
@@ -131,6 +230,61 @@ mod tests {
         assert_eq!(unknown.expect("resolve"), None);
     }
 
+    struct Documents(HashMap<String, Value>);
+
+    #[async_trait]
+    impl ComponentDocuments for Documents {
+        async fn component(&self, id: &str) -> Result<Option<Value>, oih_store::StoreError> {
+            Ok(self.0.get(id).cloned())
+        }
+    }
+
+    #[tokio::test]
+    async fn the_repository_resolver_reads_documents_and_keeps_builtin_ids() {
+        let id = "5f1ad0d2ad7a2a4e91234567";
+        let document = json!({
+            "id": id,
+            "name": "ferryman thing",
+            "distribution": {
+                "type": "process",
+                "command": ["node", "run.js"],
+                "workingDirectory": "/srv/c",
+                "env": {"A": "1", "N": 2, "NESTED": {"x": 1}},
+            },
+            "descriptor": {"environment": {"variables": {"REBOUND_LIMIT": "3", "FLAG": true}}},
+        });
+        let resolver =
+            RepositoryResolver::new(Arc::new(Documents(HashMap::from([(id.into(), document)]))));
+        let found = resolver.resolve(id).await.expect("resolve").expect("found");
+        assert_eq!(
+            found.distribution,
+            Distribution::Process(ProcessSpec {
+                command: vec!["node".into(), "run.js".into()],
+                working_directory: Some("/srv/c".into()),
+                env: BTreeMap::from([("A".into(), "1".into()), ("N".into(), "2".into())]),
+            })
+        );
+        assert_eq!(
+            found.environment,
+            BTreeMap::from([
+                ("FLAG".into(), "true".into()),
+                ("REBOUND_LIMIT".into(), "3".into())
+            ])
+        );
+        let noop = resolver
+            .resolve(&builtin_id("noop"))
+            .await
+            .expect("resolve");
+        assert_eq!(
+            noop.map(|c| c.distribution),
+            Some(Distribution::Builtin {
+                name: "noop".into()
+            })
+        );
+        let missing = resolver.resolve("5f1ad0d2ad7a2a4e9123ffff").await;
+        assert_eq!(missing.expect("resolve"), None);
+    }
+
     #[test]
     fn reads_distributions() {
         assert_eq!(
@@ -142,6 +296,12 @@ mod tests {
             Distribution::Other {
                 kind: "docker".into()
             }
+        );
+        // A process distribution without a usable command still reads as one, so the driver
+        // can say what is wrong with it.
+        assert_eq!(
+            Distribution::from_json(&json!({"type": "process", "command": "node run.js"})),
+            Distribution::Process(ProcessSpec::default())
         );
     }
 }

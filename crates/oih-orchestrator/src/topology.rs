@@ -39,6 +39,12 @@ impl FlowNames {
         format!("{}:{step}:rebounds", self.exchange)
     }
 
+    /// Where the inputs the flow's steps rejected are kept (OIH binds nothing to the
+    /// dead-letter keys, so they vanish). It outlives the flow's stop, for inspection.
+    pub fn deadletter_queue(&self) -> String {
+        format!("{}:deadletter", self.exchange)
+    }
+
     /// `flow-<flowId>.<stepId>.<suffix>` (`input`, `requeue`, `rebound`, `snapshot`, …).
     pub fn key(&self, step: &str, suffix: &str) -> String {
         format!("{}.{step}.{suffix}", self.exchange)
@@ -88,6 +94,19 @@ pub async fn declare_flow(
     bus.bind_exchange(COLLECTOR, &names.exchange, "#").await?;
     bus.bind_queue(BACKCHANNEL_MESSAGES, BACKCHANNEL, REBOUND_KEY)
         .await?;
+    // Each rebound is an input to come: the backchannel hears of it, so the execution stays
+    // running until the rebounded message has ended too.
+    bus.bind_queue(
+        BACKCHANNEL_MESSAGES,
+        &names.exchange,
+        &names.key("*", "rebound"),
+    )
+    .await?;
+    let deadletter = names.deadletter_queue();
+    bus.declare_queue(&deadletter, &QueueOptions::default())
+        .await?;
+    bus.bind_queue(&deadletter, &names.exchange, &names.key("*", "deadletter"))
+        .await?;
     for step in steps {
         let messages = names.messages_queue(step);
         bus.declare_queue(&messages, &names.messages_options(step))
@@ -109,7 +128,8 @@ pub async fn declare_flow(
     Ok(())
 }
 
-/// Removes what [`declare_flow`] created (messages still queued are dropped, as in OIH).
+/// Removes what [`declare_flow`] created but the dead-letter queue (messages still queued
+/// for the steps are dropped, as in OIH; rejected ones are kept).
 pub async fn delete_flow(
     bus: &dyn MessageBus,
     flow_id: &str,

@@ -9,6 +9,8 @@ use serde_json::Value;
 /// Header naming the node ids a routed data message may go to (a router's decision); absent
 /// means "every outgoing edge".
 pub const ROUTE_TO: &str = "x-oih-route-to";
+/// The JWT header of step inputs that Ferryman requires (runtime.md §2.5).
+pub const ORCHESTRATOR_TOKEN: &str = "orchestratorToken";
 /// Ferryman's protocol version header, on data and end messages.
 pub const PROTOCOL_VERSION: &str = "protocolVersion";
 

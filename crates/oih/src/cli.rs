@@ -139,6 +139,27 @@ pub struct ServeArgs {
     #[arg(long, env = "OIH_PRODUCTION")]
     pub production: bool,
 
+    /// Key that signs step tokens and OIH's `orchestratorToken` (at least 32 characters; the
+    /// same on every process of a split deployment). Unset: generated into the data directory
+    /// (`orchestrator-token.key`), refused with --production. OIH defaulted to `foo`.
+    #[arg(
+        long,
+        env = "ORCHESTRATOR_TOKEN_SECRET",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub orchestrator_token_secret: Option<String>,
+
+    /// Seconds a step token stays valid: how long a message may wait in a step's queue and
+    /// still reach its secret.
+    #[arg(
+        long,
+        env = "STEP_TOKEN_LIFETIME_SECS",
+        value_name = "SECONDS",
+        default_value_t = 86_400
+    )]
+    pub step_token_lifetime_secs: u64,
+
     #[command(flatten)]
     pub services_config: ServiceConfigs,
 }

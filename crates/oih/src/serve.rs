@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use oih_bus::{ExchangeKind, MessageBus};
+use oih_http::step_token::{StepTokens, WithStepTokens};
 use oih_http::{App, BoxError, Built, HealthCheck, Worker};
 use oih_store::Backend;
 use tokio::net::TcpListener;
@@ -18,6 +19,8 @@ use crate::redact;
 use crate::services::{self, ServiceContext};
 use crate::storage::Storage;
 
+/// The generated step-token key, in the data directory.
+const STEP_TOKEN_KEY_FILE: &str = "orchestrator-token.key";
 /// The exchange OIH's services talk over; declaring it (idempotent) proves the bus is up.
 const EVENT_BUS_EXCHANGE: &str = "event-bus";
 
@@ -44,6 +47,39 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     result
 }
 
+/// The step-token key: configured, or generated once into the data directory so that tokens
+/// in queued messages stay valid across restarts.
+fn step_tokens(args: &ServeArgs, storage: &Storage) -> anyhow::Result<Arc<StepTokens>> {
+    let key = match &args.orchestrator_token_secret {
+        Some(key) if key.chars().count() < 32 => {
+            anyhow::bail!("ORCHESTRATOR_TOKEN_SECRET must be at least 32 characters")
+        }
+        Some(key) => key.clone(),
+        None if args.production => anyhow::bail!(
+            "--production needs ORCHESTRATOR_TOKEN_SECRET (the key that signs step tokens)"
+        ),
+        None => {
+            let path = storage.data_dir.join(STEP_TOKEN_KEY_FILE);
+            let (key, created) = oih_store::keyfile::read_or_create(&path, || {
+                format!(
+                    "{:032x}{:032x}",
+                    rand::random::<u128>(),
+                    rand::random::<u128>()
+                )
+            })
+            .with_context(|| format!("reading {}", path.display()))?;
+            if created {
+                tracing::info!(path = %path.display(), "generated the step-token key");
+            }
+            key
+        }
+    };
+    let lifetime = Duration::from_secs(args.step_token_lifetime_secs.max(1));
+    Ok(Arc::new(
+        StepTokens::new(key.as_bytes(), lifetime).context("the step-token key")?,
+    ))
+}
+
 /// Everything between "infrastructure is open" and "infrastructure may be closed".
 async fn serve(
     args: &ServeArgs,
@@ -53,14 +89,24 @@ async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let selected = args.services();
+    let step_tokens = step_tokens(args, storage)?;
     let ctx = ServiceContext {
         docs: backend.docs.clone(),
         bus: bus.clone(),
         data_dir: storage.data_dir.clone(),
         production: args.production,
         selected: selected.clone(),
-        configs: args.services_config.clone(),
+        configs: {
+            // Process components reach the hub's RabbitMQ unless they are given their own URL.
+            let mut configs = args.services_config.clone();
+            let process = &mut configs.orchestrator.process;
+            if process.flows_amqp_url.is_none() {
+                process.flows_amqp_url = args.amqp().map(str::to_owned);
+            }
+            configs
+        },
         iam_logins: Arc::default(),
+        step_tokens: step_tokens.clone(),
     };
     let mut app = App::new()
         .version(env!("CARGO_PKG_VERSION"))
@@ -84,7 +130,11 @@ async fn serve(
         Some(local) => local,
         None => services::remote_authenticator(&ctx)?,
     };
-    app = app.authenticator(authenticator);
+    // Step tokens are checked here, before IAM: they are the orchestrator's, not IAM's.
+    app = app.authenticator(Arc::new(WithStepTokens {
+        tokens: step_tokens,
+        inner: authenticator,
+    }));
     let Built {
         router,
         mut workers,

@@ -106,6 +106,8 @@ pub struct ServiceContext {
     /// IAM's password checks once IAM is built in this process (it is built first), for
     /// Basic credentials on webhooks.
     pub iam_logins: Arc<std::sync::OnceLock<oih_iam::PasswordLogins>>,
+    /// Signs and checks step tokens (the orchestrator signs, the edge checks).
+    pub step_tokens: Arc<oih_http::step_token::StepTokens>,
 }
 
 /// A started service, and the token checker it offers the others (IAM only).
@@ -161,11 +163,23 @@ pub async fn build(service: Service, ctx: &ServiceContext) -> anyhow::Result<Bui
         Service::ComponentOrchestrator => {
             // Builtin components only for now: their ids are derived from their names, so no
             // read of the Component Repository's tables is needed.
+            // Registered components are read from the Component Repository in this process;
+            // without it only the builtin catalogue can run.
+            let components: Arc<dyn oih_orchestrator::ComponentResolver> =
+                if ctx.selected.contains(&Service::ComponentRepository) {
+                    let reader = oih_components::ComponentReader::open(docs.clone()).await?;
+                    Arc::new(oih_orchestrator::RepositoryResolver::new(Arc::new(
+                        RepositoryComponents(reader),
+                    )))
+                } else {
+                    Arc::new(oih_orchestrator::BuiltinIdResolver::new())
+                };
             let deps = oih_orchestrator::Deps {
                 docs,
                 bus,
-                components: Arc::new(oih_orchestrator::BuiltinIdResolver::new()),
+                components,
                 http: step_http_client()?,
+                step_tokens: ctx.step_tokens.clone(),
             };
             oih_orchestrator::module(ctx.configs.orchestrator.clone(), deps)
                 .await?
@@ -261,6 +275,19 @@ impl oih_webhooks::HmacVerifier for SecretsHmac {
             .0
             .verify(owner, secret_id, algorithm, body, signature)
             .await?)
+    }
+}
+
+/// The Component Repository of this process, as the orchestrator reads components.
+struct RepositoryComponents(oih_components::ComponentReader);
+
+#[async_trait::async_trait]
+impl oih_orchestrator::ComponentDocuments for RepositoryComponents {
+    async fn component(
+        &self,
+        id: &str,
+    ) -> Result<Option<serde_json::Value>, oih_store::StoreError> {
+        self.0.component(id).await
     }
 }
 

@@ -41,6 +41,22 @@ async fn a_linear_flow_runs_every_step_and_succeeds(mut hub: Hub) {
         );
         assert!(s["finishedAt"].is_string(), "{step}");
     }
+    // What each step received and produced, for users to see under /executions.
+    let samples: Vec<_> = ["step_1", "step_2", "step_3"]
+        .iter()
+        .map(|s| {
+            let record = &execution["steps"][s];
+            (record["input"].clone(), record["output"].clone())
+        })
+        .collect();
+    assert_eq!(
+        samples,
+        [
+            (json!({"n": 21}), json!({"n": 21})),
+            (json!({"n": 21}), json!({"doubled": 42})),
+            (json!({"doubled": 42}), json!({"doubled": 42})),
+        ]
+    );
     let outputs = hub.outputs(3).await;
     let data: Vec<_> = outputs
         .iter()

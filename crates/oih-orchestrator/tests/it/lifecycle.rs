@@ -12,6 +12,7 @@ engines!(
     unknown_components_and_stray_routes_fail_the_flow,
     stopping_removes_the_queues_and_answers_stopped,
     malformed_events_are_dead_lettered,
+    a_restarted_orchestrator_runs_its_flows_again,
 );
 
 async fn starting_declares_the_topology_and_answers_started(mut hub: Hub) {
@@ -149,6 +150,14 @@ async fn stopping_removes_the_queues_and_answers_stopped(mut hub: Hub) {
             "{step}"
         );
     }
+    // What the steps rejected is kept beyond the stop.
+    assert_eq!(
+        hub.bus
+            .queue_len(&names.deadletter_queue())
+            .await
+            .expect("the dead-letter queue is kept"),
+        0
+    );
     // The flow no longer runs: an execution for it is ignored.
     let exec = hub.execute(&flow, json!({"n": 1})).await;
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
@@ -174,5 +183,29 @@ async fn malformed_events_are_dead_lettered(mut hub: Hub) {
             .expect("dead letters"),
         2
     );
+    hub.shutdown().await;
+}
+
+async fn a_restarted_orchestrator_runs_its_flows_again(mut hub: Hub) {
+    let running = linear_flow(TENANT, "userId");
+    let stopped = linear_flow(TENANT, "userId");
+    hub.started(&running).await;
+    hub.started(&stopped).await;
+    let id = stopped["id"].as_str().expect("id");
+    hub.publish(
+        "flow-repository",
+        "flow.stopping",
+        json!({"id": id, "graph": stopped["graph"]}),
+    )
+    .await;
+    assert_eq!(hub.next_flow_event(id).await.0, "flow.stopped");
+    assert_eq!(hub.deployed().await, [running["id"].as_str().expect("id")]);
+
+    // No flow.starting after the restart: the flow runs because it was deployed.
+    let hub = hub.restart().await;
+    let exec = hub.execute(&running, json!({"n": 2})).await;
+    let execution = hub.finished(&exec).await;
+    assert_eq!(execution["status"], "succeeded", "{execution}");
+    assert_eq!(hub.deployed().await.len(), 1);
     hub.shutdown().await;
 }

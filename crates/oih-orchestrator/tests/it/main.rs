@@ -4,6 +4,7 @@
 
 mod api;
 mod executions;
+mod ferryman;
 mod lifecycle;
 mod replies;
 mod support;

@@ -12,11 +12,12 @@ use http_body_util::BodyExt;
 use oih_bus::embedded::EmbeddedBus;
 use oih_bus::{ConsumeOptions, Consumer, EventBus, EventStream, MessageBus, QueueOptions};
 use oih_core::{Event, ObjectId};
+use oih_http::step_token::StepTokens;
 use oih_http::testing::StaticAuthenticator;
 use oih_orchestrator::executions::ExecutionStore;
 use oih_orchestrator::resolve::builtin_id;
 use oih_orchestrator::topology::{BACKCHANNEL, OUTPUT_KEY};
-use oih_orchestrator::{BuiltinIdResolver, Config, Deps};
+use oih_orchestrator::{BuiltinIdResolver, ComponentResolver, Config, Deps};
 use oih_store::testing::PgSchema;
 use oih_store::{DocStore, MessageLog};
 use serde_json::{Value, json};
@@ -43,8 +44,10 @@ pub struct Hub {
     pub router: Router,
     pub bus: Arc<dyn MessageBus>,
     pub executions: ExecutionStore,
+    docs: Arc<dyn DocStore>,
     observer: EventStream,
     spy: Consumer,
+    spy_queue: String,
     cancel: CancellationToken,
     workers: Vec<tokio::task::JoinHandle<()>>,
     _pg: Option<PgSchema>,
@@ -71,6 +74,22 @@ impl Hub {
         let bus: Arc<dyn MessageBus> = EmbeddedBus::open(log, Default::default())
             .await
             .expect("bus");
+        let config = Config {
+            component_prefetch: 4,
+            ..Config::default()
+        };
+        let components = Arc::new(BuiltinIdResolver::new());
+        Self::with(docs, bus, components, config, pg).await
+    }
+
+    /// The hub on `bus`, resolving components with `components`.
+    pub async fn with(
+        docs: Arc<dyn DocStore>,
+        bus: Arc<dyn MessageBus>,
+        components: Arc<dyn ComponentResolver>,
+        config: Config,
+        pg: Option<PgSchema>,
+    ) -> Hub {
         let observer = EventBus::new(bus.clone(), "test-observer")
             .await
             .expect("event bus")
@@ -80,25 +99,30 @@ impl Hub {
         let deps = Deps {
             docs: docs.clone(),
             bus: bus.clone(),
-            components: Arc::new(BuiltinIdResolver::new()),
+            components,
             http: reqwest::Client::new(),
-        };
-        let config = Config {
-            component_prefetch: 4,
-            ..Config::default()
+            step_tokens: Arc::new(
+                StepTokens::new(
+                    b"orchestrator-test-key-0123456789",
+                    Duration::from_secs(600),
+                )
+                .expect("key"),
+            ),
         };
         let mut module = oih_orchestrator::module(config, deps)
             .await
             .expect("module");
-        // Every data message a step emits, as the orchestrator receives it.
-        bus.declare_queue("test-spy", &QueueOptions::default())
+        // Every data message a step emits, as the orchestrator receives it (a queue of its own:
+        // on RabbitMQ the broker outlives the hub).
+        let spy_queue = format!("test-spy-{}", ObjectId::new());
+        bus.declare_queue(&spy_queue, &QueueOptions::default())
             .await
             .expect("spy queue");
-        bus.bind_queue("test-spy", BACKCHANNEL, OUTPUT_KEY)
+        bus.bind_queue(&spy_queue, BACKCHANNEL, OUTPUT_KEY)
             .await
             .expect("spy binding");
         let spy = bus
-            .consume("test-spy", ConsumeOptions::default())
+            .consume(&spy_queue, ConsumeOptions::default())
             .await
             .expect("spy");
         let cancel = CancellationToken::new();
@@ -113,9 +137,13 @@ impl Hub {
         Hub {
             router,
             bus,
-            executions: ExecutionStore::open(docs).await.expect("executions"),
+            executions: ExecutionStore::open(docs.clone(), None)
+                .await
+                .expect("executions"),
+            docs,
             observer,
             spy,
+            spy_queue,
             cancel,
             workers,
             _pg: pg,
@@ -256,11 +284,45 @@ impl Hub {
         found
     }
 
+    /// The ids of the flows recorded as deployed.
+    pub async fn deployed(&self) -> Vec<String> {
+        let deployed = oih_orchestrator::deployed::Deployed::open(self.docs.clone())
+            .await
+            .expect("deployed");
+        let mut ids: Vec<String> = deployed
+            .all()
+            .await
+            .expect("all")
+            .into_iter()
+            .map(|f| f.id)
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// Stops the module and starts a new one on the same store and bus, as a restarted hub
+    /// (the bus keeps what was queued, as the embedded bus and RabbitMQ do across restarts).
+    pub async fn restart(mut self) -> Hub {
+        let pg = self._pg.take();
+        let (docs, bus) = (self.docs.clone(), self.bus.clone());
+        self.shutdown().await;
+        let config = Config {
+            component_prefetch: 4,
+            ..Config::default()
+        };
+        Self::with(docs, bus, Arc::new(BuiltinIdResolver::new()), config, pg).await
+    }
+
     pub async fn shutdown(self) {
         self.cancel.cancel();
         for worker in self.workers {
             worker.await.expect("worker ended");
         }
+        drop(self.spy);
+        self.bus
+            .delete_queue(&self.spy_queue)
+            .await
+            .expect("spy queue deleted");
     }
 }
 

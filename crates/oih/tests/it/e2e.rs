@@ -389,3 +389,68 @@ async fn a_protected_webhook_takes_basic_credentials_checked_by_iam() {
     let refused = call("wrong-password").await.expect("POST /hook");
     assert_eq!(refused.status(), reqwest::StatusCode::FORBIDDEN);
 }
+
+/// A 2xx from a hook means the message is kept: the hub killed while a step works on it
+/// finishes the execution after a restart (the step's input is delivered again).
+#[tokio::test]
+async fn an_execution_cut_by_a_crash_finishes_after_the_restart() {
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let remote = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"stored": true}))
+                .set_delay(Duration::from_secs(2)),
+        )
+        .mount(&remote)
+        .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut running, hub) = Hub::start(dir.path()).await;
+    let flow = json!({
+        "name": "e2e-crash",
+        "graph": {
+            "nodes": [
+                {"id": "hook", "componentId": hub.builtin("webhook").await, "function": "receive"},
+                {"id": "call", "componentId": hub.builtin("http-request").await, "function": "request",
+                 "fields": {"method": "POST", "url": format!("'{}/orders'", remote.uri()), "timeout": 10000}},
+                {"id": "done", "componentId": hub.builtin("log").await, "function": "log"}
+            ],
+            "edges": [{"source": "hook", "target": "call"}, {"source": "call", "target": "done"}]
+        }
+    });
+    let created = hub.post("/flows", &flow).await;
+    let id = created["data"]["id"].as_str().expect("flow id").to_owned();
+    hub.post(&format!("/flows/{id}/start"), &json!({})).await;
+    hub.wait_status(&id, "active").await;
+    wait_for_hook(&hub, &id, &json!({"order": 7})).await;
+
+    // Kill the hub while the remote call is in flight.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while remote
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "the step never called out");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    running.0.kill().expect("SIGKILL");
+    running.0.wait().expect("reaped");
+    drop(running);
+
+    let (_running, hub) = Hub::start(dir.path()).await;
+    let execution = wait_execution(&hub, &id, "succeeded").await;
+    assert_eq!(
+        execution["steps"]["done"]["status"], "succeeded",
+        "{execution}"
+    );
+    let calls = remote.received_requests().await.unwrap_or_default();
+    assert!(
+        calls.len() >= 2,
+        "the step ran again: {} calls",
+        calls.len()
+    );
+}
