@@ -12,7 +12,7 @@ use crate::storage::Storage;
 #[derive(Debug, Args)]
 pub struct SecretsArgs {
     /// reencrypt: re-encrypt every secret and auth client with its tenant's newest data key.
-    /// rewrap: re-wrap the data keys with the current master key (after
+    /// rewrap (or rotate-key): re-wrap the data keys with the current master key (after
     /// --previous-master-key). import-oih: import an OIH secret store from `mongoexport`
     /// files (one JSON document per line), decrypted with OIH's CRYPTO_KEY.
     action: SecretsAction,
@@ -34,6 +34,8 @@ pub struct SecretsArgs {
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum SecretsAction {
     Reencrypt,
+    /// Also `rotate-key`, the name for moving to a new master key.
+    #[value(alias = "rotate-key")]
     Rewrap,
     ImportOih,
 }

@@ -39,6 +39,7 @@ pub enum Command {
     /// Run the hub: every service (or those given with --only) on one HTTP listener.
     Serve(Box<ServeArgs>),
     /// Secret Service maintenance: re-encrypt, re-wrap keys, import an OIH secret store.
+    #[command(alias = "secret")]
     Secrets(crate::admin::SecretsArgs),
     /// Meta Data Repository maintenance: import a set of JSON Schemas.
     Metadata(crate::admin::MetadataArgs),
@@ -217,6 +218,23 @@ mod tests {
             Command::Serve(args) => Ok(*args),
             other => panic!("parsed as another command: {other:?}"),
         }
+    }
+
+    #[test]
+    fn the_issues_secret_command_names_parse() {
+        for args in [
+            ["oih", "secret", "rotate-key"],
+            ["oih", "secret", "import-oih"],
+            ["oih", "secrets", "rewrap"],
+        ] {
+            let cli = Cli::try_parse_from(args).expect("parse");
+            assert!(
+                matches!(cli.command, Command::Secrets(_)),
+                "{args:?}: {:?}",
+                cli.command
+            );
+        }
+        assert!(Cli::try_parse_from(["oih", "secret", "rotate"]).is_err());
     }
 
     #[test]
