@@ -8,13 +8,10 @@
 //! only when it cannot be stored faithfully. Redeliveries are recognised by the entry id, which
 //! is derived from the event's content.
 
-use std::time::Duration;
-
-use oih_bus::{EventStream, ReceivedEvent};
+use oih_bus::{EventFailure, EventHandler};
 use oih_core::Event;
 use oih_store::StoreError;
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 
 use crate::model::NewEntry;
 use crate::store::{LogStore, event_id};
@@ -39,10 +36,6 @@ pub const DEFAULT_TOPICS: &[&str] = &[
     "component.#",
 ];
 
-/// How long a failed event waits before it goes back to the queue, so that a store outage
-/// does not become a busy loop.
-const RETRY_DELAY: Duration = Duration::from_millis(500);
-
 /// Records events until cancelled.
 pub struct Ingest {
     logs: LogStore,
@@ -52,44 +45,13 @@ impl Ingest {
     pub fn new(logs: LogStore) -> Self {
         Self { logs }
     }
+}
 
-    pub async fn run(self, mut stream: EventStream, cancel: CancellationToken) {
-        loop {
-            let received = tokio::select! {
-                () = cancel.cancelled() => return,
-                next = stream.next() => match next {
-                    Some(received) => received,
-                    None => return,
-                },
-            };
-            self.settle(received, &cancel).await;
-        }
-    }
-
-    async fn settle(&self, received: ReceivedEvent, cancel: &CancellationToken) {
-        let name = received.event.name().to_owned();
-        let settled = match self.handle(&received.event).await {
-            Ok(()) => received.ack().await,
-            Err(Failure::Malformed(why)) => {
-                tracing::warn!(event = %name, why, "audit event dead-lettered");
-                received.nack().await
-            }
-            Err(Failure::Store(err)) => {
-                tracing::warn!(event = %name, error = %err, "audit event not stored; will retry");
-                tokio::select! {
-                    () = cancel.cancelled() => {}
-                    () = tokio::time::sleep(RETRY_DELAY) => {}
-                }
-                received.retry().await
-            }
-        };
-        if let Err(err) = settled {
-            tracing::warn!(event = %name, error = %err, "could not settle an audit event");
-        }
-    }
+impl EventHandler for Ingest {
+    type Error = Failure;
 
     /// Stores one event (and anonymises on `iam.user.deleted`).
-    pub async fn handle(&self, event: &Event) -> Result<(), Failure> {
+    async fn handle(&self, event: &Event) -> Result<(), Failure> {
         let entry = NewEntry::from_event(event).map_err(Failure::Malformed)?;
         self.logs.append(&event_id(&entry), &entry).await?;
         if event.name() == USER_DELETED {
@@ -103,6 +65,12 @@ impl Ingest {
             }
         }
         Ok(())
+    }
+}
+
+impl EventFailure for Failure {
+    fn is_permanent(&self) -> bool {
+        matches!(self, Self::Malformed(_))
     }
 }
 

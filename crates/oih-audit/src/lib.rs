@@ -129,7 +129,7 @@ pub async fn module(config: Config, deps: Deps) -> Result<ServiceModule, Error> 
     Ok(ServiceModule::new(SERVICE_NAME, ErrorShape::Errors, router)
         .with_openapi(http::openapi())
         .with_worker(Worker::new("audit-log-ingest", move |cancel| async move {
-            ingest.run(stream, cancel).await;
+            stream.consume_with(ingest, cancel).await;
             Ok(())
         }))
         .with_worker(Worker::new(

@@ -1,9 +1,11 @@
 //! Benchmarks that print figures (a table for people, one JSON line per result for scripts).
 //!
-//! `cargo run --release -p oih-bench -- bus --help`, `… -- log --help`, `… -- auth --help`
+//! `cargo run --release -p oih-bench -- bus --help`, `… -- log --help`, `… -- auth --help`,
+//! `… -- compare --help` (oih against n8n and Node-RED, see bench/README.md)
 
 mod auth;
 mod bus;
+mod compare;
 mod log;
 mod services;
 
@@ -28,6 +30,8 @@ enum Command {
     Audit(services::AuditArgs),
     /// Authenticated requests: throughput and latency of a protected endpoint per auth mode.
     Auth(auth::AuthArgs),
+    /// oih against n8n and Node-RED: the same flow, the same load, side by side.
+    Compare(compare::CompareArgs),
 }
 
 #[tokio::main]
@@ -38,5 +42,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Mdr(args) => services::mdr(args).await,
         Command::Audit(args) => services::audit(args).await,
         Command::Auth(args) => auth::run(args).await,
+        Command::Compare(args) => compare::run(args).await,
     }
 }

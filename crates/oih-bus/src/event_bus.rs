@@ -6,10 +6,17 @@
 //! Unlike OIH, a nack dead-letters instead of dropping: each service queue has
 //! `x-dead-letter-exchange: event-bus.deadletter` and `x-dead-letter-routing-key: <service>`,
 //! and the queue `<service>.deadletter` keeps what the service rejected or could not parse.
+//!
+//! [`EventStream::consume_with`] is the one consume loop every service's worker runs, so that
+//! acknowledging, retrying and dead-lettering mean the same everywhere.
 
+use std::fmt::Display;
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use oih_core::Event;
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     BusError, ConsumeOptions, Consumer, Delivery, ExchangeKind, Message, MessageBus, QueueOptions,
@@ -86,13 +93,18 @@ impl EventBus {
             self.bus.bind_queue(queue, EXCHANGE, topic).await?;
         }
         let consumer = self.bus.consume(queue, ConsumeOptions { prefetch }).await?;
-        Ok(EventStream { consumer })
+        Ok(EventStream {
+            consumer,
+            queue: queue.to_owned(),
+        })
     }
 }
 
 /// Events delivered to one service.
 pub struct EventStream {
     consumer: Consumer,
+    /// Named in the consume loop's logs: in one process every service logs the same events.
+    queue: String,
 }
 
 impl EventStream {
@@ -112,6 +124,64 @@ impl EventStream {
             }
         }
     }
+
+    /// Hands the events to `handler` one at a time until `cancel` fires or the bus closes:
+    /// a handled event is acknowledged; one that failed for good is dead-lettered; one that
+    /// may succeed later is requeued after [`EventHandler::RETRY_DELAY`], so that a store or
+    /// bus outage is no busy loop. Cancelling cuts that pause short; the event is still
+    /// requeued, so nothing is lost at shutdown.
+    pub async fn consume_with<H: EventHandler>(mut self, handler: H, cancel: CancellationToken) {
+        loop {
+            let received = tokio::select! {
+                () = cancel.cancelled() => return,
+                next = self.next() => match next {
+                    Some(received) => received,
+                    None => return,
+                },
+            };
+            let name = received.event.name().to_owned();
+            let settled = match handler.handle(&received.event).await {
+                Ok(()) => received.ack().await,
+                Err(err) if err.is_permanent() => {
+                    tracing::warn!(queue = %self.queue, event = %name, error = %err, "event dead-lettered");
+                    received.nack().await
+                }
+                Err(err) => {
+                    tracing::warn!(queue = %self.queue, event = %name, error = %err, "event handling failed; will retry");
+                    tokio::select! {
+                        () = cancel.cancelled() => {}
+                        () = tokio::time::sleep(H::RETRY_DELAY) => {}
+                    }
+                    received.retry().await
+                }
+            };
+            // Settling fails only when the connection is gone; the broker then redelivers the
+            // unacknowledged event by itself.
+            if let Err(err) = settled {
+                tracing::warn!(queue = %self.queue, event = %name, error = %err, "could not settle an event");
+            }
+        }
+    }
+}
+
+/// A service's reaction to the events of its queue, run by [`EventStream::consume_with`].
+pub trait EventHandler: Send + Sync {
+    /// How long an event whose handling may succeed later waits before it is requeued.
+    const RETRY_DELAY: Duration = Duration::from_millis(500);
+
+    type Error: EventFailure;
+
+    /// Handles one event; Ok acknowledges it. Redeliveries happen (at-least-once), so handling
+    /// must be idempotent.
+    fn handle(&self, event: &Event) -> impl Future<Output = Result<(), Self::Error>> + Send;
+}
+
+/// Why an [`EventHandler`] could not handle an event.
+pub trait EventFailure: Display + Send {
+    /// True when handling the same event again can never succeed (a malformed payload, a
+    /// write the store refuses): it is dead-lettered to `<service>.deadletter`. False when a
+    /// later attempt may (the store or the bus was away): it is retried.
+    fn is_permanent(&self) -> bool;
 }
 
 /// An event with its delivery, to be acknowledged once handled.

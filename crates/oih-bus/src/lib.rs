@@ -20,7 +20,7 @@ pub use api::{
     QueueOptions, Settle, Settlement,
 };
 pub use error::BusError;
-pub use event_bus::{EventBus, EventStream, ReceivedEvent};
+pub use event_bus::{EventBus, EventFailure, EventHandler, EventStream, ReceivedEvent};
 
 pub use pattern::topic_matches;
 

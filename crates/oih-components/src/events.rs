@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use oih_bus::{EventStream, ReceivedEvent};
+use oih_bus::{EventFailure, EventHandler, EventStream};
 use oih_core::{Event, ObjectId};
 use oih_http::Worker;
 use oih_store::{Filter, FindOptions, StoreError};
@@ -24,10 +24,6 @@ pub const TOPICS: &[&str] = &[
     "flow.stopped",
     "flowrepo.flow.deleted",
 ];
-
-/// Pause before an event that failed on the store is handed back, so a database outage is
-/// not a busy loop.
-const RETRY_PAUSE: Duration = Duration::from_secs(1);
 
 /// An active (starting or running) flow's use of components; the document id is the flow id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,47 +44,50 @@ enum Failure {
     Store(#[from] StoreError),
 }
 
-pub fn worker(repo: Repo, mut stream: EventStream) -> Worker {
+pub fn worker(repo: Repo, stream: EventStream) -> Worker {
     Worker::new("component-repository-events", move |token| async move {
-        loop {
-            let received = tokio::select! {
-                () = token.cancelled() => return Ok(()),
-                received = stream.next() => received,
-            };
-            let Some(received) = received else {
-                // The bus closed; nothing more will come until shutdown.
-                token.cancelled().await;
-                return Ok(());
-            };
-            let outcome = handle(&repo, &received.event).await;
-            tokio::select! {
-                () = token.cancelled() => return Ok(()),
-                () = settle(received, outcome) => {}
-            }
-        }
+        stream.consume_with(Consumer { repo }, token).await;
+        Ok(())
     })
 }
 
-async fn settle(received: ReceivedEvent, outcome: Result<(), Failure>) {
-    let name = received.event.name().to_owned();
-    let settled = match outcome {
-        Ok(()) => received.ack().await,
-        Err(Failure::Store(
-            err @ (StoreError::Database(_)
-            | StoreError::Unavailable(_)
-            | StoreError::Conflict { .. }),
-        )) => {
-            tracing::warn!(event = %name, error = %err, "event will be retried");
-            tokio::time::sleep(RETRY_PAUSE).await;
-            received.retry().await
+struct Consumer {
+    repo: Repo,
+}
+
+impl EventHandler for Consumer {
+    const RETRY_DELAY: Duration = Duration::from_secs(1);
+    type Error = Failure;
+
+    async fn handle(&self, event: &Event) -> Result<(), Failure> {
+        let repo = &self.repo;
+        let payload = &event.payload;
+        match event.name() {
+            "iam.user.deleted" => remove_owner(repo, text(payload, "id")?).await,
+            "flow.starting" => {
+                let id = flow_id(payload, "id")?;
+                let usage = usage_of(payload)?;
+                repo.upsert(FLOW_USAGE, &id.to_ascii_lowercase(), &usage)
+                    .await?;
+                Ok(())
+            }
+            "flow.stopped" => release(repo, flow_id(payload, "id")?).await,
+            "flowrepo.flow.deleted" => release(repo, flow_id(payload, "flowId")?).await,
+            other => Err(Failure::Malformed(format!("unexpected event {other}"))),
         }
-        Err(err) => {
-            tracing::warn!(event = %name, error = %err, "event dead-lettered");
-            received.nack().await
-        }
-    };
-    if let Err(err) = settled {
-        tracing::warn!(event = %name, error = %err, "could not settle an event");
+    }
+}
+
+impl EventFailure for Failure {
+    /// Only a store that is away or a concurrent write may pass; any other store error (the
+    /// document is gone, the store refused the write) would recur.
+    fn is_permanent(&self) -> bool {
+        !matches!(
+            self,
+            Self::Store(
+                StoreError::Database(_) | StoreError::Unavailable(_) | StoreError::Conflict { .. }
+            )
+        )
     }
 }
 
@@ -108,23 +107,6 @@ fn flow_id<'a>(payload: &'a Value, key: &str) -> Result<&'a str, Failure> {
         Ok(id)
     } else {
         Err(Failure::Malformed(format!("`{key}` is not a flow id")))
-    }
-}
-
-async fn handle(repo: &Repo, event: &Event) -> Result<(), Failure> {
-    let payload = &event.payload;
-    match event.name() {
-        "iam.user.deleted" => remove_owner(repo, text(payload, "id")?).await,
-        "flow.starting" => {
-            let id = flow_id(payload, "id")?;
-            let usage = usage_of(payload)?;
-            repo.upsert(FLOW_USAGE, &id.to_ascii_lowercase(), &usage)
-                .await?;
-            Ok(())
-        }
-        "flow.stopped" => release(repo, flow_id(payload, "id")?).await,
-        "flowrepo.flow.deleted" => release(repo, flow_id(payload, "flowId")?).await,
-        other => Err(Failure::Malformed(format!("unexpected event {other}"))),
     }
 }
 

@@ -9,13 +9,10 @@
 //! they run). An event is acknowledged once its store writes succeeded, retried when the store
 //! or the bus failed (so nothing is lost), and dead-lettered when its payload is malformed.
 
-use std::time::Duration;
-
-use oih_bus::{BusError, EventBus, EventStream, ReceivedEvent};
+use oih_bus::{BusError, EventBus, EventFailure, EventHandler};
 use oih_core::{Event, ObjectId};
 use oih_store::StoreError;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 use crate::model::{STATUS_ACTIVE, STATUS_INACTIVE, STATUS_STARTING, STATUS_STOPPING};
 use crate::store::{FlowStore, StoredFlow};
@@ -32,10 +29,6 @@ pub const USER_DELETED: &str = "iam.user.deleted";
 
 /// The topics the service's queue is bound to.
 pub const CONSUMED: &[&str] = &[FLOW_STARTED, FLOW_STOPPED, FLOW_FAILED, USER_DELETED];
-
-/// How long a failed event waits before it is handed back to the queue, so that a store
-/// outage does not turn into a busy loop.
-const RETRY_DELAY: Duration = Duration::from_millis(500);
 
 /// Publishes the service's events.
 #[derive(Clone)]
@@ -80,7 +73,7 @@ impl Publisher {
 
 /// Why an event could not be handled.
 #[derive(Debug, thiserror::Error)]
-enum HandleError {
+pub enum HandleError {
     /// The event will never be handled: dead-letter it.
     #[error("malformed payload: {0}")]
     Malformed(&'static str),
@@ -100,61 +93,6 @@ pub struct Consumer {
 impl Consumer {
     pub fn new(flows: FlowStore, publisher: Publisher) -> Self {
         Self { flows, publisher }
-    }
-
-    /// Handles events until `cancel` fires or the bus closes.
-    pub async fn run(self, mut stream: EventStream, cancel: CancellationToken) {
-        loop {
-            let received = tokio::select! {
-                () = cancel.cancelled() => return,
-                next = stream.next() => match next {
-                    Some(received) => received,
-                    None => return,
-                },
-            };
-            self.settle(received, &cancel).await;
-        }
-    }
-
-    async fn settle(&self, received: ReceivedEvent, cancel: &CancellationToken) {
-        let name = received.event.name().to_owned();
-        let settled = match self.handle(&received.event).await {
-            Ok(()) => received.ack().await,
-            Err(HandleError::Malformed(why)) => {
-                tracing::warn!(event = %name, why, "malformed event dead-lettered");
-                received.nack().await
-            }
-            Err(err) => {
-                tracing::warn!(event = %name, error = %err, "event handling failed; will retry");
-                tokio::select! {
-                    () = cancel.cancelled() => {}
-                    () = tokio::time::sleep(RETRY_DELAY) => {}
-                }
-                received.retry().await
-            }
-        };
-        if let Err(err) = settled {
-            tracing::warn!(event = %name, error = %err, "could not settle an event");
-        }
-    }
-
-    async fn handle(&self, event: &Event) -> Result<(), HandleError> {
-        match event.name() {
-            FLOW_STARTED => self.started(flow_id(event)?).await,
-            FLOW_STOPPED => self.stopped(flow_id(event)?).await,
-            FLOW_FAILED => self.failed(flow_id(event)?).await,
-            USER_DELETED => {
-                let user = event
-                    .payload
-                    .get("id")
-                    .and_then(Value::as_str)
-                    .filter(|id| !id.is_empty())
-                    .ok_or(HandleError::Malformed("payload.id must name the user"))?;
-                self.user_deleted(user).await
-            }
-            // The queue is bound to nothing else; a stray event is not ours to keep.
-            _ => Err(HandleError::Malformed("event not handled by this service")),
-        }
     }
 
     /// The orchestrator deployed the flow. Only a starting flow becomes active: a flow
@@ -245,6 +183,35 @@ impl Consumer {
             tracing::info!(flow = id, "event for an unknown flow ignored");
         }
         Ok(flow)
+    }
+}
+
+impl EventHandler for Consumer {
+    type Error = HandleError;
+
+    async fn handle(&self, event: &Event) -> Result<(), HandleError> {
+        match event.name() {
+            FLOW_STARTED => self.started(flow_id(event)?).await,
+            FLOW_STOPPED => self.stopped(flow_id(event)?).await,
+            FLOW_FAILED => self.failed(flow_id(event)?).await,
+            USER_DELETED => {
+                let user = event
+                    .payload
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .filter(|id| !id.is_empty())
+                    .ok_or(HandleError::Malformed("payload.id must name the user"))?;
+                self.user_deleted(user).await
+            }
+            // The queue is bound to nothing else; a stray event is not ours to keep.
+            _ => Err(HandleError::Malformed("event not handled by this service")),
+        }
+    }
+}
+
+impl EventFailure for HandleError {
+    fn is_permanent(&self) -> bool {
+        matches!(self, Self::Malformed(_))
     }
 }
 

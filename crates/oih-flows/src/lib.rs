@@ -87,7 +87,7 @@ pub async fn module(config: Config, deps: Deps) -> Result<ServiceModule, Error> 
     let consumer = events::Consumer::new(flows.clone(), publisher.clone());
     let router = http::router(http::AppState::new(config, flows, publisher));
     let worker = Worker::new("flow-repository-events", move |cancel| async move {
-        consumer.run(stream, cancel).await;
+        stream.consume_with(consumer, cancel).await;
         Ok(())
     });
     Ok(ServiceModule::new(SERVICE_NAME, ErrorShape::Errors, router)

@@ -3,11 +3,10 @@
 
 use std::time::Duration;
 
-use oih_bus::{BusError, EventBus, EventStream, ReceivedEvent};
+use oih_bus::{BusError, EventBus, EventFailure, EventHandler};
 use oih_core::Event;
 use oih_store::StoreError;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 use crate::model::Schema;
 use crate::store::MetaStore;
@@ -22,9 +21,6 @@ pub const TENANT_DELETED: &str = "iam.tenant.deleted";
 
 /// The topics the service's queue is bound to.
 pub const CONSUMED: &[&str] = &[TENANT_DELETED];
-
-/// Pause before a failed event is handed back for another attempt.
-const RETRY_DELAY: Duration = Duration::from_secs(2);
 
 #[derive(Clone)]
 pub struct Publisher {
@@ -60,8 +56,9 @@ impl Publisher {
     }
 }
 
+/// Why an event could not be handled.
 #[derive(Debug, thiserror::Error)]
-enum HandleError {
+pub enum HandleError {
     /// The event will never be handled: dead-letter it.
     #[error("malformed payload: {0}")]
     Malformed(&'static str),
@@ -79,42 +76,12 @@ impl Consumer {
     pub fn new(store: MetaStore, publisher: Publisher) -> Self {
         Self { store, publisher }
     }
+}
 
-    /// Handles events until `cancel` fires or the bus closes.
-    pub async fn run(self, mut stream: EventStream, cancel: CancellationToken) {
-        loop {
-            let received = tokio::select! {
-                () = cancel.cancelled() => return,
-                next = stream.next() => match next {
-                    Some(received) => received,
-                    None => return,
-                },
-            };
-            self.settle(received, &cancel).await;
-        }
-    }
-
-    async fn settle(&self, received: ReceivedEvent, cancel: &CancellationToken) {
-        let name = received.event.name().to_owned();
-        let settled = match self.handle(&received.event).await {
-            Ok(()) => received.ack().await,
-            Err(HandleError::Malformed(why)) => {
-                tracing::warn!(event = %name, why, "malformed event dead-lettered");
-                received.nack().await
-            }
-            Err(err) => {
-                tracing::warn!(event = %name, error = %err, "event handling failed; will retry");
-                tokio::select! {
-                    () = cancel.cancelled() => {}
-                    () = tokio::time::sleep(RETRY_DELAY) => {}
-                }
-                received.retry().await
-            }
-        };
-        if let Err(err) = settled {
-            tracing::warn!(event = %name, error = %err, "could not settle an event");
-        }
-    }
+impl EventHandler for Consumer {
+    /// Pause before a failed event is handed back for another attempt.
+    const RETRY_DELAY: Duration = Duration::from_secs(2);
+    type Error = HandleError;
 
     async fn handle(&self, event: &Event) -> Result<(), HandleError> {
         if event.name() != TENANT_DELETED {
@@ -135,5 +102,11 @@ impl Consumer {
             }
         }
         Ok(())
+    }
+}
+
+impl EventFailure for HandleError {
+    fn is_permanent(&self) -> bool {
+        matches!(self, Self::Malformed(_))
     }
 }

@@ -132,7 +132,7 @@ pub async fn module(config: Config, deps: Deps) -> Result<ServiceModule, Error> 
     let consumer = events::Consumer::new(store.clone(), publisher.clone());
     let router = http::router(http::AppState::new(config, store, publisher));
     let worker = Worker::new("meta-data-repository-events", move |cancel| async move {
-        consumer.run(stream, cancel).await;
+        stream.consume_with(consumer, cancel).await;
         Ok(())
     });
     Ok(

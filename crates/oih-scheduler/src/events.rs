@@ -11,15 +11,13 @@
 //! never occurs).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::Utc;
-use oih_bus::{EventStream, ReceivedEvent};
+use oih_bus::{EventFailure, EventHandler};
 use oih_core::{Event, ObjectId};
 use oih_store::StoreError;
 use serde_json::Value;
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 use crate::schedule::Schedule;
 use crate::store::{self, FlowStore};
@@ -32,12 +30,9 @@ pub const FLOW_STOPPED: &str = "flow.stopped";
 /// The topics the service's queue is bound to.
 pub const CONSUMED: &[&str] = &[FLOW_STARTING, FLOW_STARTED, FLOW_STOPPING, FLOW_STOPPED];
 
-/// How long a failed event waits before it is handed back to the queue, so that a store
-/// outage does not turn into a busy loop.
-const RETRY_DELAY: Duration = Duration::from_millis(500);
-
+/// Why an event could not be handled.
 #[derive(Debug, thiserror::Error)]
-enum HandleError {
+pub enum HandleError {
     /// The event will never be handled: dead-letter it.
     #[error("malformed payload: {0}")]
     Malformed(String),
@@ -57,58 +52,6 @@ pub struct Consumer {
 impl Consumer {
     pub fn new(flows: FlowStore, planned: Arc<Notify>) -> Self {
         Self { flows, planned }
-    }
-
-    /// Handles events until `cancel` fires or the bus closes.
-    pub async fn run(self, mut stream: EventStream, cancel: CancellationToken) {
-        loop {
-            let received = tokio::select! {
-                () = cancel.cancelled() => return,
-                next = stream.next() => match next {
-                    Some(received) => received,
-                    None => return,
-                },
-            };
-            self.settle(received, &cancel).await;
-        }
-    }
-
-    async fn settle(&self, received: ReceivedEvent, cancel: &CancellationToken) {
-        let name = received.event.name().to_owned();
-        let settled = match self.handle(&received.event).await {
-            Ok(()) => received.ack().await,
-            Err(HandleError::Malformed(why)) => {
-                tracing::warn!(event = %name, %why, "malformed event dead-lettered");
-                received.nack().await
-            }
-            Err(err) => {
-                tracing::warn!(event = %name, error = %err, "event handling failed; will retry");
-                tokio::select! {
-                    () = cancel.cancelled() => {}
-                    () = tokio::time::sleep(RETRY_DELAY) => {}
-                }
-                received.retry().await
-            }
-        };
-        if let Err(err) = settled {
-            tracing::warn!(event = %name, error = %err, "could not settle an event");
-        }
-    }
-
-    async fn handle(&self, event: &Event) -> Result<(), HandleError> {
-        let id = flow_id(event)?;
-        match event.name() {
-            FLOW_STARTING => self.starting(id, &event.payload).await,
-            FLOW_STARTED => self.started(id).await,
-            FLOW_STOPPING | FLOW_STOPPED => {
-                self.flows.remove(id).await?;
-                Ok(())
-            }
-            // The queue is bound to nothing else; a stray event is not ours to keep.
-            _ => Err(HandleError::Malformed(
-                "event not handled by this service".into(),
-            )),
-        }
     }
 
     async fn starting(&self, id: &str, flow: &Value) -> Result<(), HandleError> {
@@ -158,6 +101,32 @@ impl Consumer {
         self.flows.reschedule(&flow, Some(next)).await?;
         self.planned.notify_one();
         Ok(())
+    }
+}
+
+impl EventHandler for Consumer {
+    type Error = HandleError;
+
+    async fn handle(&self, event: &Event) -> Result<(), HandleError> {
+        let id = flow_id(event)?;
+        match event.name() {
+            FLOW_STARTING => self.starting(id, &event.payload).await,
+            FLOW_STARTED => self.started(id).await,
+            FLOW_STOPPING | FLOW_STOPPED => {
+                self.flows.remove(id).await?;
+                Ok(())
+            }
+            // The queue is bound to nothing else; a stray event is not ours to keep.
+            _ => Err(HandleError::Malformed(
+                "event not handled by this service".into(),
+            )),
+        }
+    }
+}
+
+impl EventFailure for HandleError {
+    fn is_permanent(&self) -> bool {
+        matches!(self, Self::Malformed(_))
     }
 }
 

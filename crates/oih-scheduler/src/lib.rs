@@ -122,7 +122,7 @@ pub async fn module(config: Config, deps: Deps) -> Result<ServiceModule, Error> 
     };
     let runner = runner::Runner::new(flows, bus, policy, planned);
     let events_worker = Worker::new("scheduler-events", move |cancel| async move {
-        consumer.run(stream, cancel).await;
+        stream.consume_with(consumer, cancel).await;
         Ok(())
     });
     let loop_worker = Worker::new("scheduler-loop", move |cancel| async move {

@@ -9,15 +9,18 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
-use oih_core::{Identity, ObjectId, Owner, OwnerType};
-use oih_http::{ApiError, Auth, Data, Json, Path, Query, require};
+use oih_core::{Identity, ObjectId};
+use oih_http::{ApiError, Auth, Data, Json, Path, Query};
 use oih_store::{Document, Filter, FindOptions, SortOrder};
 use serde_json::{Map, Value, json};
 
 use crate::client_model::{CLIENT_READ_RAW, StoredClient, clean_fields, mask_client, parse_kind};
 use crate::events::CLIENT_CREATED;
-use crate::http::{list_page, no_store, object_body, owner_from_query, page_request, visible_to};
-use crate::model::{self, OWNERS_INVALID, parse_owners};
+use crate::http::{
+    caller, invalid, keep_type, list_page, new_owners, no_store, object_body, owner_to_forget,
+    page_request, visible_to,
+};
+use crate::model::{self, parse_owners};
 use crate::service::Service;
 
 const DELETE_ANY: &str = "secrets.authClient.deleteAny";
@@ -93,10 +96,6 @@ async fn view(
     Ok(Value::Object(out))
 }
 
-fn invalid(err: model::Invalid) -> ApiError {
-    ApiError::BadRequest(err.0)
-}
-
 fn text_field(body: &Map<String, Value>, name: &str) -> Result<Option<String>, ApiError> {
     match body.get(name) {
         None | Some(Value::Null) => Ok(None),
@@ -146,10 +145,7 @@ pub(crate) async fn create(
     let name = text_field(&body, "name")?.ok_or_else(|| {
         ApiError::bad_request("AuthClient validation failed: name: Path `name` is required.")
     })?;
-    let mut owners = vec![Owner {
-        id: who.sub.clone(),
-        kind: OwnerType::User,
-    }];
+    let mut owners = vec![caller(&who)];
     // OIH forced the creator as sole owner; sharing with the caller's tenant is allowed here.
     if let Some(raw) = body.get("owners").filter(|v| !v.is_null()) {
         for owner in parse_owners(raw, &who).map_err(invalid)? {
@@ -209,24 +205,9 @@ pub(crate) async fn update(
     let body = object_body(body)?;
     let (doc, current) = client_for(&svc, &who, &id, Access::Manage).await?;
     let id = doc.id.clone();
-    if let Some(t) = body.get("type")
-        && t.as_str() != Some(current.kind.as_str())
-    {
-        return Err(ApiError::bad_request(
-            "The type of an auth client cannot be changed",
-        ));
-    }
+    keep_type(&body, current.kind.as_str(), "an auth client")?;
     let name = text_field(&body, "name")?;
-    let owners = match body.get("owners") {
-        None => None,
-        Some(raw) => {
-            let owners = parse_owners(raw, &who).map_err(invalid)?;
-            if owners.is_empty() {
-                return Err(ApiError::bad_request(OWNERS_INVALID));
-            }
-            Some(owners)
-        }
-    };
+    let owners = new_owners(&body, &who)?;
     let preprocessor = text_field(&body, "preprocessor")?;
     // The type's fields are merged over the current ones (in plaintext) and checked whole.
     let mut merged = svc.clients.plaintext(&doc.id, &current).await?;
@@ -270,11 +251,7 @@ pub(crate) async fn delete_one(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = client_for(&svc, &who, &id, Access::Manage).await?.0.id;
-    let me = Owner {
-        id: who.sub.clone(),
-        kind: OwnerType::User,
-    };
-    svc.drop_client_owner_or_delete(&id, &me).await?;
+    svc.drop_client_owner_or_delete(&id, &caller(&who)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -293,12 +270,7 @@ pub(crate) async fn delete_of_owner(
     Auth(who): Auth,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<&'static str, ApiError> {
-    require(&who, &[DELETE_ANY])?;
-    let owner = owner_from_query(
-        &query,
-        "ownerId",
-        "Provide valid ownerId and type as query parameters",
-    )?;
+    let owner = owner_to_forget(&who, DELETE_ANY, &query, "ownerId")?;
     svc.remove_client_owner_everywhere(&owner).await?;
     Ok("OK")
 }

@@ -1,13 +1,16 @@
 //! The events secret-service publishes (data-services.md §3.9) and the IAM deletions it
 //! consumes. Payloads carry ids and names only, never a value.
 
-use oih_bus::{BusError, EventBus, EventStream};
+use std::time::Duration;
+
+use oih_bus::{BusError, EventBus, EventFailure, EventHandler, EventStream};
 use oih_core::{Event, Owner, OwnerType};
 use oih_http::Worker;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::service::Service;
+use crate::store::SecretsError;
 
 pub const SECRET_CREATED: &str = "secrets.secret.created";
 pub const SECRET_DELETED: &str = "secrets.secret.deleted";
@@ -50,50 +53,53 @@ pub async fn subscribe_iam_deletions(bus: &EventBus) -> Result<EventStream, BusE
 /// clients; what they owned alone is deleted. IAM publishes `{id}`; OIH's
 /// secret-service read `payload.user` / `payload.tenant`, which IAM never sent. Both are
 /// accepted.
-pub fn iam_deletions(mut stream: EventStream, service: Service) -> Worker {
+pub fn iam_deletions(stream: EventStream, service: Service) -> Worker {
     Worker::new(
         "secret-service-iam-deletions",
         move |cancel: CancellationToken| async move {
-            loop {
-                let received = tokio::select! {
-                    () = cancel.cancelled() => return Ok(()),
-                    next = stream.next() => match next {
-                        Some(received) => received,
-                        None => return Ok(()),
-                    },
-                };
-                let (kind, legacy_key) = match received.event.name() {
-                    USER_DELETED => (OwnerType::User, "user"),
-                    _ => (OwnerType::Tenant, "tenant"),
-                };
-                let payload = &received.event.payload;
-                let id = ["id", legacy_key]
-                    .iter()
-                    .find_map(|k| payload.get(*k).and_then(Value::as_str))
-                    .map(str::to_owned);
-                let Some(id) = id else {
-                    tracing::warn!(
-                        event = received.event.name(),
-                        "deletion event without an id; dead-lettered"
-                    );
-                    received.nack().await?;
-                    continue;
-                };
-                let owner = Owner { id, kind };
-                let forgotten = match service.remove_owner_everywhere(&owner).await {
-                    Ok(_) => service.remove_client_owner_everywhere(&owner).await,
-                    Err(err) => Err(err),
-                };
-                match forgotten {
-                    Ok(_) => received.ack().await?,
-                    Err(err) => {
-                        tracing::warn!(error = %err, "could not apply an IAM deletion; will retry");
-                        received.retry().await?;
-                        // Do not spin on a store that is down.
-                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                    }
-                }
-            }
+            stream.consume_with(IamDeletions { service }, cancel).await;
+            Ok(())
         },
     )
+}
+
+struct IamDeletions {
+    service: Service,
+}
+
+impl EventHandler for IamDeletions {
+    const RETRY_DELAY: Duration = Duration::from_secs(1);
+    type Error = DeletionError;
+
+    async fn handle(&self, event: &Event) -> Result<(), DeletionError> {
+        let (kind, legacy_key) = match event.name() {
+            USER_DELETED => (OwnerType::User, "user"),
+            _ => (OwnerType::Tenant, "tenant"),
+        };
+        let id = ["id", legacy_key]
+            .iter()
+            .find_map(|k| event.payload.get(*k).and_then(Value::as_str))
+            .ok_or(DeletionError::NoId)?;
+        let owner = Owner {
+            id: id.to_owned(),
+            kind,
+        };
+        self.service.remove_owner_everywhere(&owner).await?;
+        self.service.remove_client_owner_everywhere(&owner).await?;
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum DeletionError {
+    #[error("deletion event without an id")]
+    NoId,
+    #[error("could not apply an IAM deletion: {0}")]
+    Store(#[from] SecretsError),
+}
+
+impl EventFailure for DeletionError {
+    fn is_permanent(&self) -> bool {
+        matches!(self, Self::NoId)
+    }
 }

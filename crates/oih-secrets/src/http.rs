@@ -10,12 +10,14 @@ use axum::routing::{get, post};
 use axum::{Router, middleware};
 use oih_core::{Identity, Owner, OwnerType};
 use oih_http::auth::require_auth;
-use oih_http::{ApiError, Auth, Data, Json, Page, PageRequest, Path, Query, require};
+use oih_http::{ApiError, Auth, Data, Json, Page, PageRequest, Path, Query, StepAuth, require};
 use oih_store::{Document, Filter, FindOptions, SortOrder};
 use serde_json::{Map, Value, json};
 
 use crate::events::{OWNER_ADDED, OWNER_REMOVED, SECRET_CREATED, TOKEN_GET};
-use crate::model::{self, OWNERS_INVALID, SecretType, check_complete, clean_patch, parse_owners};
+use crate::model::{
+    self, OWNERS_INVALID, SecretType, StoredSecret, check_complete, clean_patch, parse_owners,
+};
 use crate::service::Service;
 use crate::store::{Record, Repo};
 
@@ -71,7 +73,7 @@ pub(crate) fn object_body(body: Value) -> Result<Map<String, Value>, ApiError> {
     }
 }
 
-fn invalid(err: model::Invalid) -> ApiError {
+pub(crate) fn invalid(err: model::Invalid) -> ApiError {
     ApiError::BadRequest(err.0)
 }
 
@@ -109,6 +111,35 @@ pub(crate) fn page_request(raw: Option<&str>, default_size: u64) -> Result<PageR
         size: number("page[size]", default_size, 1)?,
         number: number("page[number]", 1, 0)?.max(1),
     })
+}
+
+/// A PATCH may not change the type (`what`: "a secret", "an auth client").
+pub(crate) fn keep_type(
+    body: &Map<String, Value>,
+    current: &str,
+    what: &str,
+) -> Result<(), ApiError> {
+    match body.get("type") {
+        Some(t) if t.as_str() != Some(current) => Err(ApiError::BadRequest(format!(
+            "The type of {what} cannot be changed"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The owners a PATCH sets, if any: all of them replace the current ones, so there must be one.
+pub(crate) fn new_owners(
+    body: &Map<String, Value>,
+    who: &Identity,
+) -> Result<Option<Vec<Owner>>, ApiError> {
+    let Some(raw) = body.get("owners") else {
+        return Ok(None);
+    };
+    let owners = parse_owners(raw, who).map_err(invalid)?;
+    if owners.is_empty() {
+        return Err(ApiError::bad_request(OWNERS_INVALID));
+    }
+    Ok(Some(owners))
 }
 
 /// What a caller may list: secrets they own, and those owned by their tenant (which they can
@@ -226,16 +257,24 @@ pub(crate) async fn create(
     responses(
         (status = 200, description = "`{data: secret}` with a fresh token (refreshed if due), masked unless `secrets.secret.readRaw`; publishes `secrets.token.get`"),
         (status = 400, description = "`{message}`: malformed id"),
-        (status = 403, description = "`{message}`: not an owner (nor in an owning tenant)"),
+        (status = 403, description = "`{message}`: not an owner (nor in an owning tenant), or a step token for another secret"),
         (status = 404, description = "`{message}`: no such secret"),
         (status = 502, description = "`{message}`: the token expired and refreshing it failed (`currentError` records why)"),
     )
 )]
 pub(crate) async fn get_one(
     State(svc): State<Service>,
-    Auth(who): Auth,
+    StepAuth(who): StepAuth,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    // A flow step reads the secret its node names, and no other.
+    if let Some(scope) = &who.step
+        && scope.secret_id.as_deref() != Some(id.as_str())
+    {
+        return Err(ApiError::forbidden(
+            "A step token reaches only its own step's secret",
+        ));
+    }
     let (doc, secret) = svc.owned(&who, &id).await?;
     let (doc, secret) = svc.fresh(doc, secret).await?;
     let view = svc.view(&who, &doc, &secret).await?;
@@ -269,13 +308,7 @@ pub(crate) async fn update(
     let id = current_doc.id;
     let kind = current.kind;
     let model = kind.model_name();
-    if let Some(t) = body.get("type")
-        && t.as_str() != Some(kind.as_str())
-    {
-        return Err(ApiError::bad_request(
-            "The type of a secret cannot be changed",
-        ));
-    }
+    keep_type(&body, kind.as_str(), "a secret")?;
     let name = match body.get("name") {
         None => None,
         Some(Value::String(n)) if !n.is_empty() => Some(n.clone()),
@@ -285,16 +318,7 @@ pub(crate) async fn update(
             )));
         }
     };
-    let owners = match body.get("owners") {
-        None => None,
-        Some(raw) => {
-            let owners = parse_owners(raw, &who).map_err(invalid)?;
-            if owners.is_empty() {
-                return Err(ApiError::bad_request(OWNERS_INVALID));
-            }
-            Some(owners)
-        }
-    };
+    let owners = new_owners(&body, &who)?;
     let patch = match body.get("value") {
         None => Map::new(),
         Some(Value::Object(raw)) => clean_patch(kind, raw).map_err(invalid)?,
@@ -354,12 +378,16 @@ pub(crate) async fn delete_one(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = svc.owned(&who, &id).await?.0.id;
-    let me = Owner {
+    svc.drop_owner_or_delete(&id, &caller(&who)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The caller as a USER owner.
+pub(crate) fn caller(who: &Identity) -> Owner {
+    Owner {
         id: who.sub.clone(),
         kind: OwnerType::User,
-    };
-    svc.drop_owner_or_delete(&id, &me).await?;
-    Ok(StatusCode::NO_CONTENT)
+    }
 }
 
 const OWNER_BODY_MESSAGE: &str =
@@ -402,18 +430,31 @@ pub(crate) async fn add_owner(
             Ok(added)
         })
         .await?;
+    let event = added.then_some(OWNER_ADDED);
+    owners_changed(&svc, &who, updated, event, &owner).await
+}
+
+/// The answer to adding or removing `owner`: the secret as it is now (404 if it was deleted
+/// meanwhile). `event` is published only when the owners did change.
+async fn owners_changed(
+    svc: &Service,
+    who: &Identity,
+    updated: Option<(Document, StoredSecret)>,
+    event: Option<&str>,
+    owner: &Owner,
+) -> Result<Response, ApiError> {
     let Some((doc, secret)) = updated else {
         return Err(ApiError::not_found("Secret not found"));
     };
-    if added {
+    if let Some(event) = event {
         svc.events
             .emit(
-                OWNER_ADDED,
+                event,
                 json!({"id": doc.id, "ownerId": owner.id, "type": owner.kind}),
             )
             .await;
     }
-    Ok(no_store(Data::new(svc.view(&who, &doc, &secret).await?)))
+    Ok(no_store(Data::new(svc.view(who, &doc, &secret).await?)))
 }
 
 pub(crate) fn owner_from_query(
@@ -434,6 +475,22 @@ pub(crate) fn owner_from_query(
         id: id.clone(),
         kind,
     })
+}
+
+/// For `DELETE ?<id_key>=…&type=…`, which removes an owner from everything: needs
+/// `permission` (the deleteAny of the records concerned).
+pub(crate) fn owner_to_forget(
+    who: &Identity,
+    permission: &str,
+    query: &HashMap<String, String>,
+    id_key: &str,
+) -> Result<Owner, ApiError> {
+    require(who, &[permission])?;
+    owner_from_query(
+        query,
+        id_key,
+        &format!("Provide valid {id_key} and type as query parameters"),
+    )
 }
 
 #[utoipa::path(delete, path = "/api/v1/secrets/{id}/owners", tag = "secrets",
@@ -474,18 +531,8 @@ pub(crate) async fn remove_owner(
             Ok(removed)
         })
         .await?;
-    let Some((doc, secret)) = updated else {
-        return Err(ApiError::not_found("Secret not found"));
-    };
-    if removed {
-        svc.events
-            .emit(
-                OWNER_REMOVED,
-                json!({"id": doc.id, "ownerId": owner.id, "type": owner.kind}),
-            )
-            .await;
-    }
-    Ok(no_store(Data::new(svc.view(&who, &doc, &secret).await?)))
+    let event = removed.then_some(OWNER_REMOVED);
+    owners_changed(&svc, &who, updated, event, &owner).await
 }
 
 #[utoipa::path(delete, path = "/api/v1/secrets", tag = "secrets",
@@ -504,12 +551,7 @@ pub(crate) async fn delete_of_owner(
     Auth(who): Auth,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<&'static str, ApiError> {
-    require(&who, &[DELETE_ANY])?;
-    let owner = owner_from_query(
-        &query,
-        "userId",
-        "Provide valid userId and type as query parameters",
-    )?;
+    let owner = owner_to_forget(&who, DELETE_ANY, &query, "userId")?;
     svc.remove_owner_everywhere(&owner).await?;
     Ok("OK")
 }

@@ -89,7 +89,8 @@ impl Service {
     }
 
     /// The secret as a caller sees it: decrypted, masked unless the caller holds
-    /// `secrets.secret.readRaw` (or `all`).
+    /// `secrets.secret.readRaw` (or `all`) or is the flow step the secret is for (its step
+    /// token was checked against the secret's id before).
     pub async fn view(
         &self,
         who: &Identity,
@@ -97,7 +98,7 @@ impl Service {
         secret: &StoredSecret,
     ) -> Result<Value, ApiError> {
         let mut value = self.secrets.plaintext(&doc.id, secret).await?;
-        let raw = who.has_one_of(&[READ_RAW]);
+        let raw = who.has_one_of(&[READ_RAW]) || who.step.is_some();
         if raw {
             let consumer = consumer_credentials(self, secret.kind, &value).await?;
             value.extend(consumer);

@@ -8,13 +8,10 @@
 //! and dead-lettered when it names nothing to purge. Purges are idempotent, so redeliveries
 //! are harmless.
 
-use std::time::Duration;
-
-use oih_bus::{EventStream, ReceivedEvent};
+use oih_bus::{EventFailure, EventHandler};
 use oih_core::Event;
 use oih_store::StoreError;
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 
 use crate::store::SnapshotStore;
 
@@ -22,10 +19,6 @@ pub const EXECUTION_FINISHED: &str = "flow.execution.finished";
 pub const FLOW_DELETED: &str = "flowrepo.flow.deleted";
 /// The event names the service's queue is bound to.
 pub const TOPICS: &[&str] = &[EXECUTION_FINISHED, FLOW_DELETED];
-
-/// How long a failed event waits before it goes back to the queue, so that a store outage does
-/// not become a busy loop.
-const RETRY_DELAY: Duration = Duration::from_millis(500);
 
 /// Purges until cancelled.
 pub struct Purge {
@@ -36,44 +29,13 @@ impl Purge {
     pub fn new(store: SnapshotStore) -> Self {
         Self { store }
     }
+}
 
-    pub async fn run(self, mut stream: EventStream, cancel: CancellationToken) {
-        loop {
-            let received = tokio::select! {
-                () = cancel.cancelled() => return,
-                next = stream.next() => match next {
-                    Some(received) => received,
-                    None => return,
-                },
-            };
-            self.settle(received, &cancel).await;
-        }
-    }
-
-    async fn settle(&self, received: ReceivedEvent, cancel: &CancellationToken) {
-        let name = received.event.name().to_owned();
-        let settled = match self.handle(&received.event).await {
-            Ok(()) => received.ack().await,
-            Err(Failure::Malformed(why)) => {
-                tracing::warn!(event = %name, %why, "snapshot purge event dead-lettered");
-                received.nack().await
-            }
-            Err(Failure::Store(err)) => {
-                tracing::warn!(event = %name, error = %err, "snapshots not purged; will retry");
-                tokio::select! {
-                    () = cancel.cancelled() => {}
-                    () = tokio::time::sleep(RETRY_DELAY) => {}
-                }
-                received.retry().await
-            }
-        };
-        if let Err(err) = settled {
-            tracing::warn!(event = %name, error = %err, "could not settle a purge event");
-        }
-    }
+impl EventHandler for Purge {
+    type Error = Failure;
 
     /// Purges what one event names.
-    pub async fn handle(&self, event: &Event) -> Result<(), Failure> {
+    async fn handle(&self, event: &Event) -> Result<(), Failure> {
         let payload = &event.payload;
         match event.name() {
             EXECUTION_FINISHED => {
@@ -89,6 +51,12 @@ impl Purge {
             other => return Err(Failure::Malformed(format!("unexpected event {other}"))),
         }
         Ok(())
+    }
+}
+
+impl EventFailure for Failure {
+    fn is_permanent(&self) -> bool {
+        matches!(self, Self::Malformed(_))
     }
 }
 

@@ -88,7 +88,7 @@ pub async fn module(config: Config, deps: Deps) -> Result<ServiceModule, Error> 
                 Ok(())
             }))
             .with_worker(Worker::new("snapshots-purge", move |cancel| async move {
-                purge.run(events, cancel).await;
+                events.consume_with(purge, cancel).await;
                 Ok(())
             })),
     )

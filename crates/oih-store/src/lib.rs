@@ -12,6 +12,7 @@
 //! This is the only crate that names sqlx.
 
 mod doc;
+mod engine;
 mod error;
 mod filter;
 pub mod keyfile;

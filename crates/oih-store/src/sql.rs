@@ -4,8 +4,9 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::Value;
+use sqlx::{Database, QueryBuilder};
 
-use crate::{Result, StoreError, StoredMessage, TopologyRecord};
+use crate::{Filter, Result, StoreError, StoredMessage, TopologyRecord};
 
 /// Longest collection name; keeps derived table and index names under PostgreSQL's 63-byte
 /// identifier limit (`ux_` + name + `_` + 8 hex digits = 60).
@@ -176,6 +177,90 @@ pub(crate) fn too_deep() -> StoreError {
     StoreError::Invalid(format!(
         "filter nested deeper than {MAX_FILTER_DEPTH} levels"
     ))
+}
+
+/// An engine's SQL for the leaves of a [`Filter`]; [`push_filter`] writes the boolean structure
+/// around them, which is the same on both engines but for the spelling of true and false.
+pub(crate) struct FilterSyntax<DB: Database> {
+    pub(crate) true_literal: &'static str,
+    pub(crate) false_literal: &'static str,
+    /// A test on the id or a timestamp column (`path` is the caller's, for messages).
+    pub(crate) column: fn(&mut QueryBuilder<DB>, Column, &str, &Filter) -> Result<()>,
+    /// A test on the body's JSON value at the validated path segments.
+    pub(crate) json: fn(&mut QueryBuilder<DB>, &[String], &str, &Filter) -> Result<()>,
+}
+
+/// Appends the SQL for `f` (one parenthesised boolean expression) to `qb`.
+pub(crate) fn push_filter<DB: Database>(
+    qb: &mut QueryBuilder<DB>,
+    syntax: &FilterSyntax<DB>,
+    f: &Filter,
+    depth: usize,
+) -> Result<()> {
+    if depth > MAX_FILTER_DEPTH {
+        return Err(too_deep());
+    }
+    let path = match f {
+        Filter::All => {
+            qb.push(syntax.true_literal);
+            return Ok(());
+        }
+        Filter::And(parts) | Filter::Or(parts) => {
+            let (op, empty) = if matches!(f, Filter::And(_)) {
+                (" AND ", syntax.true_literal)
+            } else {
+                (" OR ", syntax.false_literal)
+            };
+            if parts.is_empty() {
+                qb.push(empty);
+                return Ok(());
+            }
+            qb.push("(");
+            for (i, part) in parts.iter().enumerate() {
+                if i > 0 {
+                    qb.push(op);
+                }
+                push_filter(qb, syntax, part, depth + 1)?;
+            }
+            qb.push(")");
+            return Ok(());
+        }
+        Filter::Not(inner) => {
+            // A leaf on a missing path is NULL: NOT must still make it a match.
+            qb.push("(NOT COALESCE(");
+            push_filter(qb, syntax, inner, depth + 1)?;
+            qb.push(format_args!(", {}))", syntax.false_literal));
+            return Ok(());
+        }
+        Filter::Ne(path, v) => {
+            // "Not equal, or missing" is exactly the negation of Eq.
+            let eq = Filter::Eq(path.clone(), v.clone());
+            return push_filter(qb, syntax, &Filter::Not(Box::new(eq)), depth + 1);
+        }
+        Filter::Eq(p, _)
+        | Filter::In(p, _)
+        | Filter::Gt(p, _)
+        | Filter::Gte(p, _)
+        | Filter::Lt(p, _)
+        | Filter::Lte(p, _)
+        | Filter::Exists(p, _)
+        | Filter::ArrayContains(p, _)
+        | Filter::ContainsText(p, _) => p,
+    };
+    match parse_target(path)? {
+        Target::Column(col) => (syntax.column)(qb, col, path, f),
+        Target::Json(segments) => (syntax.json)(qb, &segments, path, f),
+    }
+}
+
+/// The SQL operator of a range filter.
+pub(crate) fn range_op(f: &Filter) -> &'static str {
+    match f {
+        Filter::Gt(..) => ">",
+        Filter::Gte(..) => ">=",
+        Filter::Lt(..) => "<",
+        _ => "<=",
+    }
 }
 
 /// Clamps paging values into the signed range SQL takes.

@@ -17,19 +17,15 @@ use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use serde_json::Value;
+use sqlx::Sqlite;
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Sqlite, SqliteConnection};
 use tempfile::TempDir;
 
-use crate::sql::{Hook, now_micros, run_hooks};
-use crate::{
-    Collection, CollectionSpec, DocOps, DocStore, Document, Filter, FindOptions, LogBatch,
-    LogSnapshot, MessageLog, Result, StoreError, Transaction,
-};
+use crate::engine::{SqlBackend, Tx};
+use crate::{Result, StoreError};
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const READERS: u32 = 4;
@@ -97,10 +93,6 @@ impl SqliteStore {
             _scratch: scratch,
         })
     }
-
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Sqlite>> {
-        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
-    }
 }
 
 /// Connects the writer, which switches the file to WAL (a persistent setting, so readers and
@@ -137,86 +129,25 @@ async fn connect_writer(base: &SqliteConnectOptions) -> Result<SqlitePool> {
     }
 }
 
+/// Writes and transactions queue for the single writer; single reads and snapshots use the
+/// readers, which in WAL mode never wait for it.
 #[async_trait]
-impl DocStore for SqliteStore {
-    async fn ensure_collection(&self, coll: Collection, spec: &CollectionSpec) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        docs::ensure_collection(&mut tx, coll, spec).await?;
-        tx.commit().await?;
-        Ok(())
+impl SqlBackend for SqliteStore {
+    async fn reader(&self) -> Result<PoolConnection<Sqlite>> {
+        Ok(self.readers.acquire().await?)
     }
 
-    async fn begin(&self) -> Result<Box<dyn Transaction>> {
-        Ok(Box::new(SqliteTx {
-            tx: self.begin_write().await?,
-            hooks: Vec::new(),
-        }))
+    async fn writer(&self) -> Result<PoolConnection<Sqlite>> {
+        Ok(self.writer.acquire().await?)
     }
 
-    async fn insert(
-        &self,
-        coll: Collection,
-        id: &str,
-        body: Value,
-        expires_at: Option<DateTime<Utc>>,
-    ) -> Result<Document> {
-        let mut conn = self.writer.acquire().await?;
-        docs::insert(&mut conn, coll, id, body, expires_at).await
+    async fn begin_write(&self) -> Result<Tx<Self>> {
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
 
-    async fn get(&self, coll: Collection, id: &str) -> Result<Option<Document>> {
-        let mut conn = self.readers.acquire().await?;
-        docs::get(&mut conn, coll, id).await
-    }
-
-    async fn update(
-        &self,
-        coll: Collection,
-        id: &str,
-        expected_version: Option<i64>,
-        body: Value,
-    ) -> Result<Document> {
-        let mut conn = self.writer.acquire().await?;
-        docs::update(&mut conn, coll, id, expected_version, body).await
-    }
-
-    async fn delete(&self, coll: Collection, id: &str) -> Result<bool> {
-        let mut conn = self.writer.acquire().await?;
-        docs::delete(&mut conn, coll, id).await
-    }
-
-    async fn find(
-        &self,
-        coll: Collection,
-        filter: &Filter,
-        opts: &FindOptions,
-    ) -> Result<Vec<Document>> {
-        let mut conn = self.readers.acquire().await?;
-        docs::find(&mut conn, coll, filter, opts).await
-    }
-
-    async fn count(&self, coll: Collection, filter: &Filter) -> Result<u64> {
-        let mut conn = self.readers.acquire().await?;
-        docs::count(&mut conn, coll, filter).await
-    }
-
-    async fn delete_many(&self, coll: Collection, filter: &Filter) -> Result<u64> {
-        let mut conn = self.writer.acquire().await?;
-        docs::delete_many(&mut conn, coll, filter).await
-    }
-
-    async fn purge_expired(&self) -> Result<u64> {
-        let mut conn = self.writer.acquire().await?;
-        let names: Vec<String> =
-            sqlx::query_scalar("SELECT name FROM oih_collections ORDER BY name")
-                .fetch_all(&mut *conn)
-                .await?;
-        let now = now_micros();
-        let mut purged = 0;
-        for name in names {
-            purged += docs::purge_expired(&mut conn, &name, now).await?;
-        }
-        Ok(purged)
+    /// In WAL mode a read transaction sees one commit throughout.
+    async fn begin_snapshot(&self) -> Result<Tx<Self>> {
+        Ok(self.readers.begin().await?)
     }
 
     async fn ping(&self) -> Result<()> {
@@ -224,117 +155,8 @@ impl DocStore for SqliteStore {
         Ok(())
     }
 
-    fn engine(&self) -> &'static str {
-        "sqlite"
-    }
-
     async fn close(&self) {
         self.readers.close().await;
         self.writer.close().await;
-    }
-}
-
-#[async_trait]
-impl MessageLog for SqliteStore {
-    async fn write(&self, batch: LogBatch) -> Result<()> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.begin_write().await?;
-        log::write(&mut tx, batch).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn load(&self) -> Result<LogSnapshot> {
-        // One read transaction, so topology and messages are from the same commit.
-        let mut tx = self.readers.begin().await?;
-        let snapshot = log::load(&mut tx).await?;
-        tx.commit().await?;
-        Ok(snapshot)
-    }
-}
-
-/// A write transaction on the writer connection. Dropping it un-committed rolls back (sqlx
-/// queues the ROLLBACK before the connection is reused).
-struct SqliteTx {
-    tx: sqlx::Transaction<'static, Sqlite>,
-    hooks: Vec<Hook>,
-}
-
-impl SqliteTx {
-    fn conn(&mut self) -> &mut SqliteConnection {
-        &mut self.tx
-    }
-}
-
-#[async_trait]
-impl DocOps for SqliteTx {
-    async fn insert(
-        &mut self,
-        coll: Collection,
-        id: &str,
-        body: Value,
-        expires_at: Option<DateTime<Utc>>,
-    ) -> Result<Document> {
-        docs::insert(self.conn(), coll, id, body, expires_at).await
-    }
-
-    async fn get(&mut self, coll: Collection, id: &str) -> Result<Option<Document>> {
-        docs::get(self.conn(), coll, id).await
-    }
-
-    async fn update(
-        &mut self,
-        coll: Collection,
-        id: &str,
-        expected_version: Option<i64>,
-        body: Value,
-    ) -> Result<Document> {
-        docs::update(self.conn(), coll, id, expected_version, body).await
-    }
-
-    async fn delete(&mut self, coll: Collection, id: &str) -> Result<bool> {
-        docs::delete(self.conn(), coll, id).await
-    }
-
-    async fn find(
-        &mut self,
-        coll: Collection,
-        filter: &Filter,
-        opts: &FindOptions,
-    ) -> Result<Vec<Document>> {
-        docs::find(self.conn(), coll, filter, opts).await
-    }
-
-    async fn count(&mut self, coll: Collection, filter: &Filter) -> Result<u64> {
-        docs::count(self.conn(), coll, filter).await
-    }
-
-    async fn delete_many(&mut self, coll: Collection, filter: &Filter) -> Result<u64> {
-        docs::delete_many(self.conn(), coll, filter).await
-    }
-}
-
-#[async_trait]
-impl Transaction for SqliteTx {
-    async fn log(&mut self, batch: LogBatch) -> Result<()> {
-        log::write(self.conn(), batch).await
-    }
-
-    fn after_commit(&mut self, hook: Box<dyn FnOnce() + Send>) {
-        self.hooks.push(hook);
-    }
-
-    async fn commit(self: Box<Self>) -> Result<()> {
-        let SqliteTx { tx, hooks } = *self;
-        tx.commit().await?;
-        run_hooks(hooks);
-        Ok(())
-    }
-
-    async fn rollback(self: Box<Self>) -> Result<()> {
-        self.tx.rollback().await?;
-        Ok(())
     }
 }

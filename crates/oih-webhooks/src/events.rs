@@ -4,13 +4,10 @@
 //! remove it. An event is acknowledged after its store write, retried after a pause when the
 //! store failed, and dead-lettered when its payload is malformed.
 
-use std::time::Duration;
-
-use oih_bus::{EventStream, ReceivedEvent};
+use oih_bus::{EventFailure, EventHandler};
 use oih_core::{Event, ObjectId};
 use oih_store::StoreError;
 use serde_json::{Map, Value, json};
-use tokio_util::sync::CancellationToken;
 
 use crate::store::{KEPT_FIELDS, STATUS_STARTING, Store};
 
@@ -23,11 +20,9 @@ pub const FLOW_EXECUTE: &str = "flow.execute";
 /// The topics the `webhooks` queue is bound to.
 pub const CONSUMED: &[&str] = &[FLOW_STARTING, FLOW_STARTED, FLOW_STOPPING, FLOW_STOPPED];
 
-/// Pause before a failed event goes back to the queue, so a store outage is no busy loop.
-const RETRY_DELAY: Duration = Duration::from_millis(500);
-
+/// Why an event could not be handled.
 #[derive(Debug, thiserror::Error)]
-enum HandleError {
+pub enum HandleError {
     #[error("malformed payload: {0}")]
     Malformed(&'static str),
     #[error(transparent)]
@@ -46,63 +41,6 @@ impl Consumer {
         Self {
             store,
             allow_scheduled,
-        }
-    }
-
-    /// Handles events until `cancel` fires or the bus closes.
-    pub async fn run(self, mut stream: EventStream, cancel: CancellationToken) {
-        loop {
-            let received = tokio::select! {
-                () = cancel.cancelled() => return,
-                next = stream.next() => match next {
-                    Some(received) => received,
-                    None => return,
-                },
-            };
-            self.settle(received, &cancel).await;
-        }
-    }
-
-    async fn settle(&self, received: ReceivedEvent, cancel: &CancellationToken) {
-        let name = received.event.name().to_owned();
-        let settled = match self.handle(&received.event).await {
-            Ok(()) => received.ack().await,
-            Err(HandleError::Malformed(why)) => {
-                tracing::warn!(event = %name, why, "malformed event dead-lettered");
-                received.nack().await
-            }
-            Err(err) => {
-                tracing::warn!(event = %name, error = %err, "event handling failed; will retry");
-                tokio::select! {
-                    () = cancel.cancelled() => {}
-                    () = tokio::time::sleep(RETRY_DELAY) => {}
-                }
-                received.retry().await
-            }
-        };
-        if let Err(err) = settled {
-            tracing::warn!(event = %name, error = %err, "could not settle an event");
-        }
-    }
-
-    async fn handle(&self, event: &Event) -> Result<(), HandleError> {
-        let id = event
-            .payload
-            .get("id")
-            .and_then(Value::as_str)
-            .filter(|id| ObjectId::is_valid(id))
-            .ok_or(HandleError::Malformed("payload.id must be a flow id"))?;
-        match event.name() {
-            FLOW_STARTING => self.starting(id, &event.payload).await,
-            FLOW_STARTED => {
-                let sync_reply = event.payload.get("syncReply").and_then(Value::as_bool);
-                if !self.store.activate(id, sync_reply == Some(true)).await? {
-                    tracing::info!(flow = id, "flow.started for an unknown flow ignored");
-                }
-                Ok(())
-            }
-            FLOW_STOPPING | FLOW_STOPPED => Ok(self.store.remove_flow(id).await?),
-            _ => Err(HandleError::Malformed("event not handled by this service")),
         }
     }
 
@@ -125,5 +63,36 @@ impl Consumer {
         }
         body.insert("status".into(), json!(STATUS_STARTING));
         Ok(self.store.put_flow(id, Value::Object(body)).await?)
+    }
+}
+
+impl EventHandler for Consumer {
+    type Error = HandleError;
+
+    async fn handle(&self, event: &Event) -> Result<(), HandleError> {
+        let id = event
+            .payload
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|id| ObjectId::is_valid(id))
+            .ok_or(HandleError::Malformed("payload.id must be a flow id"))?;
+        match event.name() {
+            FLOW_STARTING => self.starting(id, &event.payload).await,
+            FLOW_STARTED => {
+                let sync_reply = event.payload.get("syncReply").and_then(Value::as_bool);
+                if !self.store.activate(id, sync_reply == Some(true)).await? {
+                    tracing::info!(flow = id, "flow.started for an unknown flow ignored");
+                }
+                Ok(())
+            }
+            FLOW_STOPPING | FLOW_STOPPED => Ok(self.store.remove_flow(id).await?),
+            _ => Err(HandleError::Malformed("event not handled by this service")),
+        }
+    }
+}
+
+impl EventFailure for HandleError {
+    fn is_permanent(&self) -> bool {
+        matches!(self, Self::Malformed(_))
     }
 }

@@ -181,7 +181,7 @@ pub async fn module(config: Config, deps: Deps) -> Result<ServiceModule, Error> 
         reply_timeout,
     };
     let worker = Worker::new("webhooks-flows", move |cancel| async move {
-        consumer.run(stream, cancel).await;
+        stream.consume_with(consumer, cancel).await;
         Ok(())
     });
     let reply_worker = Worker::new("webhooks-replies", move |cancel| async move {

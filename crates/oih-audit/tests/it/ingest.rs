@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use oih_audit::events::Ingest;
-use oih_bus::EventBus;
+use oih_bus::{EventBus, EventHandler};
 use oih_core::Event;
 use serde_json::{Value, json};
 

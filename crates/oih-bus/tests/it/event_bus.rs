@@ -1,12 +1,20 @@
 //! OIH's event bus on each backend: the wire envelope, per-service queues with topic patterns,
-//! competing replicas, and dead-lettering where OIH would drop.
+//! competing replicas, dead-lettering where OIH would drop, and the services' consume loop.
 
-use anyhow::{Result, ensure};
-use oih_bus::{ConsumeOptions, EventBus, Message, event_bus};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use oih_bus::{
+    ConsumeOptions, EventBus, EventFailure, EventHandler, EventStream, Message, event_bus,
+};
 use oih_core::Event;
 use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
-use crate::support::{Fixture, QUIET_FOR, recv, unique};
+use crate::support::{ARRIVES_WITHIN, Fixture, QUIET_FOR, recv, unique};
 
 /// A service name unique to the test, with its two queues registered for cleanup.
 fn service(f: &Fixture, label: &str) -> String {
@@ -167,5 +175,174 @@ pub async fn replicas_of_a_service_compete(f: &Fixture) -> Result<()> {
 pub async fn an_event_without_a_name_is_refused(f: &Fixture) -> Result<()> {
     let bus = EventBus::new(f.bus.clone(), "nameless").await?;
     ensure!(bus.publish(Event::new("", json!({}))).await.is_err());
+    Ok(())
+}
+
+/// A handler that follows the script in each event's payload: `{"id", "script": [..]}` where
+/// attempt n of that event ends as `script[n]` (the last entry repeats): `"done"`, `"retry"`
+/// or `"dead"`. It reports every attempt as `(id, step)`. `PAUSE_MS` is its retry delay.
+struct Scripted<const PAUSE_MS: u64> {
+    attempts: Mutex<HashMap<String, usize>>,
+    seen: mpsc::UnboundedSender<(String, String)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ScriptedFailure {
+    #[error("scripted: for good")]
+    ForGood,
+    #[error("scripted: for now")]
+    ForNow,
+}
+
+impl EventFailure for ScriptedFailure {
+    fn is_permanent(&self) -> bool {
+        matches!(self, Self::ForGood)
+    }
+}
+
+impl<const PAUSE_MS: u64> EventHandler for Scripted<PAUSE_MS> {
+    const RETRY_DELAY: Duration = Duration::from_millis(PAUSE_MS);
+    type Error = ScriptedFailure;
+
+    async fn handle(&self, event: &Event) -> Result<(), ScriptedFailure> {
+        let id = event.payload["id"].as_str().unwrap_or_default().to_owned();
+        let script = event.payload["script"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let attempt = {
+            let mut attempts = self.attempts.lock().expect("attempts lock");
+            let n = attempts.entry(id.clone()).or_default();
+            *n += 1;
+            *n - 1
+        };
+        let step = script
+            .get(attempt.min(script.len().saturating_sub(1)))
+            .and_then(Value::as_str)
+            .unwrap_or("done")
+            .to_owned();
+        let _ = self.seen.send((id, step.clone()));
+        match step.as_str() {
+            "retry" => Err(ScriptedFailure::ForNow),
+            "dead" => Err(ScriptedFailure::ForGood),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Runs `stream.consume_with` on a [`Scripted`] handler in a task; returns what it reports.
+fn spawn_scripted<const PAUSE_MS: u64>(
+    stream: EventStream,
+    cancel: &CancellationToken,
+) -> (
+    tokio::task::JoinHandle<()>,
+    mpsc::UnboundedReceiver<(String, String)>,
+) {
+    let (seen, reports) = mpsc::unbounded_channel();
+    let handler = Scripted::<PAUSE_MS> {
+        attempts: Mutex::default(),
+        seen,
+    };
+    let task = tokio::spawn(stream.consume_with(handler, cancel.clone()));
+    (task, reports)
+}
+
+async fn next_report(
+    reports: &mut mpsc::UnboundedReceiver<(String, String)>,
+) -> Result<(String, String)> {
+    tokio::time::timeout(ARRIVES_WITHIN, reports.recv())
+        .await
+        .context("the handler was not called in time")?
+        .context("the consume loop ended")
+}
+
+pub async fn consume_loop_acks_retries_and_dead_letters(f: &Fixture) -> Result<()> {
+    let topic = unique("consume");
+    let name = service(f, "consumer");
+    let bus = EventBus::new(f.bus.clone(), name.clone()).await?;
+    let stream = bus.subscribe(&[&format!("{topic}.#")], 10).await?;
+    let cancel = CancellationToken::new();
+    let (task, mut reports) = spawn_scripted::<10>(stream, &cancel);
+
+    let scripts = [
+        ("ok", json!(["done"])),
+        ("flaky", json!(["retry", "retry", "done"])),
+        ("bad", json!(["dead"])),
+    ];
+    for (id, script) in &scripts {
+        bus.publish(Event::new(
+            format!("{topic}.{id}"),
+            json!({"id": id, "script": script}),
+        ))
+        .await?;
+    }
+    let mut steps: HashMap<String, Vec<String>> = HashMap::new();
+    while steps.values().map(Vec::len).sum::<usize>() < 5 {
+        let (id, step) = next_report(&mut reports).await?;
+        steps.entry(id).or_default().push(step);
+    }
+    ensure!(steps["ok"] == ["done"], "{steps:?}");
+    ensure!(steps["flaky"] == ["retry", "retry", "done"], "{steps:?}");
+    ensure!(steps["bad"] == ["dead"], "{steps:?}");
+
+    let mut dead = f
+        .bus
+        .consume(&format!("{name}.deadletter"), ConsumeOptions::default())
+        .await?;
+    let dead_one = recv(&mut dead).await?;
+    ensure!(String::from_utf8_lossy(dead_one.body()).contains(&format!("{topic}.bad")));
+    dead_one.ack().await?;
+
+    cancel.cancel();
+    tokio::time::timeout(ARRIVES_WITHIN, task).await??;
+    // Acknowledged events do not come back to the service's next consumer.
+    let mut again = bus.subscribe(&[&format!("{topic}.#")], 10).await?;
+    ensure!(
+        tokio::time::timeout(QUIET_FOR, again.next()).await.is_err(),
+        "a handled event was delivered again"
+    );
+    Ok(())
+}
+
+pub async fn cancelling_cuts_the_retry_pause_and_keeps_the_event(f: &Fixture) -> Result<()> {
+    let topic = unique("consume");
+    let name = service(f, "consumer");
+    let bus = EventBus::new(f.bus.clone(), name).await?;
+    let stream = bus.subscribe(&[&format!("{topic}.#")], 10).await?;
+    let cancel = CancellationToken::new();
+    // A pause far longer than the test may wait: only cancellation can end it.
+    let (task, mut reports) = spawn_scripted::<3_600_000>(stream, &cancel);
+
+    bus.publish(Event::new(
+        format!("{topic}.flaky"),
+        json!({"id": "flaky", "script": ["retry"]}),
+    ))
+    .await?;
+    ensure!(next_report(&mut reports).await? == ("flaky".into(), "retry".into()));
+    cancel.cancel();
+    tokio::time::timeout(ARRIVES_WITHIN, task)
+        .await
+        .context("the consume loop did not stop when cancelled")??;
+
+    let mut again = bus.subscribe(&[&format!("{topic}.#")], 10).await?;
+    let back = tokio::time::timeout(ARRIVES_WITHIN, again.next())
+        .await?
+        .context("stream ended")?;
+    ensure!(back.event.payload["id"] == "flaky");
+    ensure!(back.redelivered());
+    back.ack().await?;
+    Ok(())
+}
+
+pub async fn consume_loop_ends_when_the_bus_closes(f: &Fixture) -> Result<()> {
+    let topic = unique("consume");
+    let bus = EventBus::new(f.bus.clone(), service(f, "consumer")).await?;
+    let stream = bus.subscribe(&[&format!("{topic}.#")], 10).await?;
+    let cancel = CancellationToken::new();
+    let (task, _reports) = spawn_scripted::<10>(stream, &cancel);
+    f.bus.close().await;
+    tokio::time::timeout(ARRIVES_WITHIN, task)
+        .await
+        .context("the consume loop outlived the bus")??;
     Ok(())
 }

@@ -219,6 +219,9 @@ macro_rules! conformance_tests {
                 nacked_and_unparseable_events_are_dead_lettered,
                 replicas_of_a_service_compete,
                 an_event_without_a_name_is_refused,
+                consume_loop_acks_retries_and_dead_letters,
+                cancelling_cuts_the_retry_pause_and_keeps_the_event,
+                consume_loop_ends_when_the_bus_closes,
             );
         }
     };

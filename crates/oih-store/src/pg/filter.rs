@@ -14,10 +14,18 @@ use sqlx::types::Json;
 use sqlx::{Postgres, QueryBuilder};
 
 use crate::sql::{
-    Column, MAX_FILTER_DEPTH, Target, check_range_value, parse_json_path, parse_target, time_value,
-    too_deep,
+    Column, FilterSyntax, Target, check_range_value, parse_json_path, parse_target, range_op,
+    time_value,
 };
 use crate::{Filter, FindOptions, Result, SortOrder, StoreError};
+
+/// The PostgreSQL spelling of a filter's leaves, for [`push_filter`](crate::sql::push_filter).
+pub(super) const SYNTAX: FilterSyntax<Postgres> = FilterSyntax {
+    true_literal: "TRUE",
+    false_literal: "FALSE",
+    column: push_column,
+    json: push_json,
+};
 
 /// `'{a,b}'`: segments are validated to `[A-Za-z0-9_$-]+`, so nothing needs escaping.
 fn path_literal(segments: &[String]) -> String {
@@ -89,15 +97,6 @@ fn nest_fields(fields: &Map<String, Value>) -> Result<Value> {
     Ok(Value::Object(out))
 }
 
-fn range_op(f: &Filter) -> &'static str {
-    match f {
-        Filter::Gt(..) => ">",
-        Filter::Gte(..) => ">=",
-        Filter::Lt(..) => "<",
-        _ => "<=",
-    }
-}
-
 /// Comparisons against the id / timestamp columns.
 fn push_column(qb: &mut QueryBuilder<Postgres>, col: Column, path: &str, f: &Filter) -> Result<()> {
     let c = col.sql();
@@ -154,62 +153,14 @@ fn push_column(qb: &mut QueryBuilder<Postgres>, col: Column, path: &str, f: &Fil
     Ok(())
 }
 
-/// Appends the SQL for `f` (one parenthesised boolean expression) to `qb`.
-pub(super) fn push_filter(qb: &mut QueryBuilder<Postgres>, f: &Filter, depth: usize) -> Result<()> {
-    if depth > MAX_FILTER_DEPTH {
-        return Err(too_deep());
-    }
-    let path = match f {
-        Filter::All => {
-            qb.push("TRUE");
-            return Ok(());
-        }
-        Filter::And(parts) | Filter::Or(parts) => {
-            let (op, empty) = if matches!(f, Filter::And(_)) {
-                (" AND ", "TRUE")
-            } else {
-                (" OR ", "FALSE")
-            };
-            if parts.is_empty() {
-                qb.push(empty);
-                return Ok(());
-            }
-            qb.push("(");
-            for (i, part) in parts.iter().enumerate() {
-                if i > 0 {
-                    qb.push(op);
-                }
-                push_filter(qb, part, depth + 1)?;
-            }
-            qb.push(")");
-            return Ok(());
-        }
-        Filter::Not(inner) => {
-            qb.push("(NOT COALESCE(");
-            push_filter(qb, inner, depth + 1)?;
-            qb.push(", FALSE))");
-            return Ok(());
-        }
-        Filter::Ne(path, v) => {
-            // "Not equal, or missing" is exactly the negation of Eq.
-            let eq = Filter::Eq(path.clone(), v.clone());
-            return push_filter(qb, &Filter::Not(Box::new(eq)), depth + 1);
-        }
-        Filter::Eq(p, _)
-        | Filter::In(p, _)
-        | Filter::Gt(p, _)
-        | Filter::Gte(p, _)
-        | Filter::Lt(p, _)
-        | Filter::Lte(p, _)
-        | Filter::Exists(p, _)
-        | Filter::ArrayContains(p, _)
-        | Filter::ContainsText(p, _) => p,
-    };
-    let segments = match parse_target(path)? {
-        Target::Column(col) => return push_column(qb, col, path, f),
-        Target::Json(segments) => segments,
-    };
-    let j = jsonb_expr(&segments);
+/// A test on the JSON value at `segments` (`path` is the caller's, for messages).
+fn push_json(
+    qb: &mut QueryBuilder<Postgres>,
+    segments: &[String],
+    path: &str,
+    f: &Filter,
+) -> Result<()> {
+    let j = jsonb_expr(segments);
     match f {
         Filter::Eq(_, v) => {
             qb.push(format_args!("({j} = "));
@@ -230,7 +181,7 @@ pub(super) fn push_filter(qb: &mut QueryBuilder<Postgres>, f: &Filter, depth: us
         }
         Filter::Gt(_, v) | Filter::Gte(_, v) | Filter::Lt(_, v) | Filter::Lte(_, v) => {
             check_range_value(path, v)?;
-            push_range(qb, &segments, range_op(f), v);
+            push_range(qb, segments, range_op(f), v);
         }
         Filter::Exists(_, present) => {
             let test = if *present { "IS NOT NULL" } else { "IS NULL" };
@@ -251,12 +202,12 @@ pub(super) fn push_filter(qb: &mut QueryBuilder<Postgres>, f: &Filter, depth: us
             // strpos() rather than LIKE: no wildcards to escape.
             qb.push(format_args!(
                 "(jsonb_typeof({j}) = 'string' AND strpos(lower({}), lower(",
-                text_expr(&segments)
+                text_expr(segments)
             ));
             qb.push_bind(needle.clone());
             qb.push(")) > 0)");
         }
-        // Handled above.
+        // The boolean structure, written by `push_filter`.
         Filter::All | Filter::And(_) | Filter::Or(_) | Filter::Not(_) | Filter::Ne(..) => {}
     }
     Ok(())

@@ -12,10 +12,18 @@ use serde_json::Value;
 use sqlx::{QueryBuilder, Sqlite};
 
 use crate::sql::{
-    Column, MAX_FILTER_DEPTH, Num, Target, check_range_value, num, parse_json_path, parse_target,
-    time_value, too_deep,
+    Column, FilterSyntax, Num, Target, check_range_value, num, parse_json_path, parse_target,
+    range_op, time_value,
 };
 use crate::{Filter, FindOptions, Result, SortOrder, StoreError};
+
+/// The SQLite spelling of a filter's leaves, for [`push_filter`](crate::sql::push_filter).
+pub(super) const SYNTAX: FilterSyntax<Sqlite> = FilterSyntax {
+    true_literal: "1",
+    false_literal: "0",
+    column: push_column,
+    json: push_json,
+};
 
 /// A place holding a JSON value: its SQL type expression and its SQL value expression.
 pub(super) struct Slot {
@@ -264,71 +272,14 @@ fn push_column(qb: &mut QueryBuilder<Sqlite>, col: Column, path: &str, f: &Filte
     Ok(())
 }
 
-fn range_op(f: &Filter) -> &'static str {
-    match f {
-        Filter::Gt(..) => ">",
-        Filter::Gte(..) => ">=",
-        Filter::Lt(..) => "<",
-        _ => "<=",
-    }
-}
-
-/// Appends the SQL for `f` (one parenthesised boolean expression) to `qb`.
-pub(super) fn push_filter(qb: &mut QueryBuilder<Sqlite>, f: &Filter, depth: usize) -> Result<()> {
-    if depth > MAX_FILTER_DEPTH {
-        return Err(too_deep());
-    }
-    let path = match f {
-        Filter::All => {
-            qb.push("1");
-            return Ok(());
-        }
-        Filter::And(parts) | Filter::Or(parts) => {
-            let (op, empty) = if matches!(f, Filter::And(_)) {
-                (" AND ", "1")
-            } else {
-                (" OR ", "0")
-            };
-            if parts.is_empty() {
-                qb.push(empty);
-                return Ok(());
-            }
-            qb.push("(");
-            for (i, part) in parts.iter().enumerate() {
-                if i > 0 {
-                    qb.push(op);
-                }
-                push_filter(qb, part, depth + 1)?;
-            }
-            qb.push(")");
-            return Ok(());
-        }
-        Filter::Not(inner) => {
-            qb.push("(NOT COALESCE(");
-            push_filter(qb, inner, depth + 1)?;
-            qb.push(", 0))");
-            return Ok(());
-        }
-        Filter::Ne(path, v) => {
-            // "Not equal, or missing" is exactly the negation of Eq.
-            let eq = Filter::Eq(path.clone(), v.clone());
-            return push_filter(qb, &Filter::Not(Box::new(eq)), depth + 1);
-        }
-        Filter::Eq(p, _)
-        | Filter::In(p, _)
-        | Filter::Gt(p, _)
-        | Filter::Gte(p, _)
-        | Filter::Lt(p, _)
-        | Filter::Lte(p, _)
-        | Filter::Exists(p, _)
-        | Filter::ArrayContains(p, _)
-        | Filter::ContainsText(p, _) => p,
-    };
-    let segments = match parse_target(path)? {
-        Target::Column(col) => return push_column(qb, col, path, f),
-        Target::Json(segments) => segments,
-    };
-    let s = slot("body", &segments);
+/// A test on the JSON value at `segments` (`path` is the caller's, for messages).
+fn push_json(
+    qb: &mut QueryBuilder<Sqlite>,
+    segments: &[String],
+    path: &str,
+    f: &Filter,
+) -> Result<()> {
+    let s = slot("body", segments);
     match f {
         Filter::Eq(_, v) => push_eq(qb, &s, v),
         Filter::In(_, values) => push_in(qb, &s, values),
@@ -340,9 +291,9 @@ pub(super) fn push_filter(qb: &mut QueryBuilder<Sqlite>, f: &Filter, depth: usiz
             let test = if *present { "IS NOT NULL" } else { "IS NULL" };
             qb.push(format_args!("({} {test})", s.ty));
         }
-        Filter::ArrayContains(_, v) => push_array_contains(qb, &segments, v)?,
+        Filter::ArrayContains(_, v) => push_array_contains(qb, segments, v)?,
         Filter::ContainsText(_, needle) => push_contains_text(qb, &s, needle),
-        // Handled above.
+        // The boolean structure, written by `push_filter`.
         Filter::All | Filter::And(_) | Filter::Or(_) | Filter::Not(_) | Filter::Ne(..) => {}
     }
     Ok(())

@@ -8,10 +8,13 @@
 //!   parameter and let `json_each` expand it inside SQLite: one statement per batch, no
 //!   bound-parameter limit to chunk around, and no SQL text that varies with the batch size.
 
+use async_trait::async_trait;
 use std::sync::OnceLock;
 
 use sqlx::{AssertSqlSafe, SqliteConnection};
 
+use super::SqliteStore;
+use crate::engine::LogEngine;
 use crate::sql::{MessageRow, TopologyRow};
 use crate::{LogBatch, LogSnapshot, Result, StoredMessage};
 
@@ -40,60 +43,79 @@ fn insert_sql(chunk_index: usize) -> &'static str {
     all.get(chunk_index).map_or("", String::as_str)
 }
 
-/// Applies `batch` on `conn`, which the caller has put in a transaction. Order: topology
-/// deletes, topology upserts, queue purges, removals, delivery counts, appends — purges come
-/// before appends so a purge never swallows messages appended in the same batch.
-pub(super) async fn write(conn: &mut SqliteConnection, batch: LogBatch) -> Result<()> {
-    for (kind, name) in &batch.delete_topology {
-        sqlx::query("DELETE FROM bus_topology WHERE kind = ? AND name = ?")
-            .bind(kind)
-            .bind(name)
-            .execute(&mut *conn)
-            .await?;
-    }
-    for rec in batch.upsert_topology {
-        sqlx::query(
-            "INSERT INTO bus_topology (kind, name, spec) VALUES (?, ?, ?) \
-             ON CONFLICT (kind, name) DO UPDATE SET spec = excluded.spec",
-        )
-        .bind(rec.kind)
-        .bind(rec.name)
-        .bind(rec.spec)
-        .execute(&mut *conn)
-        .await?;
-    }
-    for queue in &batch.purge_queues {
-        sqlx::query("DELETE FROM bus_messages WHERE queue = ?")
-            .bind(queue)
-            .execute(&mut *conn)
-            .await?;
-    }
-    if !batch.remove.is_empty() {
-        sqlx::query("DELETE FROM bus_messages WHERE id IN (SELECT value FROM json_each(?))")
-            .bind(json_ints(batch.remove.iter().copied()))
-            .execute(&mut *conn)
-            .await?;
-    }
-    if !batch.set_delivery_count.is_empty() {
-        // `[[id, count], ...]`
-        let mut pairs = String::with_capacity(batch.set_delivery_count.len() * 16);
-        pairs.push('[');
-        for (i, (id, count)) in batch.set_delivery_count.iter().enumerate() {
-            if i > 0 {
-                pairs.push(',');
-            }
-            pairs.push_str(&format!("[{id},{count}]"));
+#[async_trait]
+impl LogEngine for SqliteStore {
+    /// Applies `batch` on `conn`, which the caller has put in a transaction. Order: topology
+    /// deletes, topology upserts, queue purges, removals, delivery counts, appends — purges come
+    /// before appends so a purge never swallows messages appended in the same batch.
+    async fn write_log(conn: &mut SqliteConnection, batch: LogBatch) -> Result<()> {
+        for (kind, name) in &batch.delete_topology {
+            sqlx::query("DELETE FROM bus_topology WHERE kind = ? AND name = ?")
+                .bind(kind)
+                .bind(name)
+                .execute(&mut *conn)
+                .await?;
         }
-        pairs.push(']');
-        sqlx::query(
-            "UPDATE bus_messages SET delivery_count = json_extract(u.value, '$[1]') \
-             FROM json_each(?) AS u WHERE bus_messages.id = json_extract(u.value, '$[0]')",
-        )
-        .bind(pairs)
-        .execute(&mut *conn)
-        .await?;
+        for rec in batch.upsert_topology {
+            sqlx::query(
+                "INSERT INTO bus_topology (kind, name, spec) VALUES (?, ?, ?) \
+                 ON CONFLICT (kind, name) DO UPDATE SET spec = excluded.spec",
+            )
+            .bind(rec.kind)
+            .bind(rec.name)
+            .bind(rec.spec)
+            .execute(&mut *conn)
+            .await?;
+        }
+        for queue in &batch.purge_queues {
+            sqlx::query("DELETE FROM bus_messages WHERE queue = ?")
+                .bind(queue)
+                .execute(&mut *conn)
+                .await?;
+        }
+        if !batch.remove.is_empty() {
+            sqlx::query("DELETE FROM bus_messages WHERE id IN (SELECT value FROM json_each(?))")
+                .bind(json_ints(batch.remove.iter().copied()))
+                .execute(&mut *conn)
+                .await?;
+        }
+        if !batch.set_delivery_count.is_empty() {
+            // `[[id, count], ...]`
+            let mut pairs = String::with_capacity(batch.set_delivery_count.len() * 16);
+            pairs.push('[');
+            for (i, (id, count)) in batch.set_delivery_count.iter().enumerate() {
+                if i > 0 {
+                    pairs.push(',');
+                }
+                pairs.push_str(&format!("[{id},{count}]"));
+            }
+            pairs.push(']');
+            sqlx::query(
+                "UPDATE bus_messages SET delivery_count = json_extract(u.value, '$[1]') \
+                 FROM json_each(?) AS u WHERE bus_messages.id = json_extract(u.value, '$[0]')",
+            )
+            .bind(pairs)
+            .execute(&mut *conn)
+            .await?;
+        }
+        append(conn, batch.append).await
     }
-    append(conn, batch.append).await
+
+    async fn load_log(conn: &mut SqliteConnection) -> Result<LogSnapshot> {
+        let topology: Vec<TopologyRow> =
+            sqlx::query_as("SELECT kind, name, spec FROM bus_topology ORDER BY kind, name")
+                .fetch_all(&mut *conn)
+                .await?;
+        let messages: Vec<MessageRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {MESSAGE_COLS} FROM bus_messages ORDER BY id"
+        )))
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok(LogSnapshot {
+            topology: topology.into_iter().map(Into::into).collect(),
+            messages: messages.into_iter().map(Into::into).collect(),
+        })
+    }
 }
 
 /// `[1,2,3]`
@@ -132,20 +154,4 @@ async fn append(conn: &mut SqliteConnection, messages: Vec<StoredMessage>) -> Re
         }
     }
     Ok(())
-}
-
-pub(super) async fn load(conn: &mut SqliteConnection) -> Result<LogSnapshot> {
-    let topology: Vec<TopologyRow> =
-        sqlx::query_as("SELECT kind, name, spec FROM bus_topology ORDER BY kind, name")
-            .fetch_all(&mut *conn)
-            .await?;
-    let messages: Vec<MessageRow> = sqlx::query_as(AssertSqlSafe(format!(
-        "SELECT {MESSAGE_COLS} FROM bus_messages ORDER BY id"
-    )))
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(LogSnapshot {
-        topology: topology.into_iter().map(Into::into).collect(),
-        messages: messages.into_iter().map(Into::into).collect(),
-    })
 }

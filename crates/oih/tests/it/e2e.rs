@@ -21,10 +21,16 @@ struct Hub {
 impl Hub {
     /// The hub on `data_dir`, healthy, with the admin logged in.
     async fn start(data_dir: &std::path::Path) -> (Running, Hub) {
-        let env = [
+        Self::start_with(data_dir, &[]).await
+    }
+
+    /// As [`Hub::start`], with more environment.
+    async fn start_with(data_dir: &std::path::Path, extra: &[(&str, &str)]) -> (Running, Hub) {
+        let mut env = vec![
             ("IAM_ACC_ADMIN_USERNAME", ADMIN),
             ("IAM_ACC_ADMIN_PASSWORD", PASSWORD),
         ];
+        env.extend_from_slice(extra);
         let (running, base) = start(data_dir, &env);
         wait_healthy(&base).await;
         let http = reqwest::Client::new();
@@ -453,4 +459,71 @@ async fn an_execution_cut_by_a_crash_finishes_after_the_restart() {
         "the step ran again: {} calls",
         calls.len()
     );
+}
+
+/// A flow step's token (the `apiKey` of its `orchestratorToken`) reads its own secret, raw,
+/// and nothing else of the hub.
+#[tokio::test]
+async fn a_step_token_reads_only_its_own_secret() {
+    use oih_http::step_token::{StepGrant, StepTokens};
+
+    const KEY: &str = "e2e-step-token-key-0123456789abcdef";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_running, hub) = Hub::start_with(dir.path(), &[("ORCHESTRATOR_TOKEN_SECRET", KEY)]).await;
+    let secret = |name: &str| json!({"data": {"name": name, "type": "SIMPLE", "value": {"username": "u", "passphrase": "p4ss"}}});
+    let own = hub.post("/api/v1/secrets", &secret("crm")).await;
+    let own = own["data"]["_id"].as_str().expect("id").to_owned();
+    let other = hub.post("/api/v1/secrets", &secret("bank")).await;
+    let other = other["data"]["_id"].as_str().expect("id").to_owned();
+    let me = hub.get("/api/v1/users/me").await;
+    let grant = |secret_id: &str| StepGrant {
+        user_id: me["_id"]
+            .as_str()
+            .or(me["id"].as_str())
+            .expect("my id")
+            .to_owned(),
+        tenant: me["tenant"].as_str().map(str::to_owned),
+        scope: oih_core::StepScope {
+            flow_id: "flow".into(),
+            step_id: "step_2".into(),
+            secret_id: Some(secret_id.to_owned()),
+        },
+    };
+    let tokens = StepTokens::new(KEY.as_bytes(), Duration::from_secs(60)).expect("key");
+    let step = tokens.issue(&grant(&own)).expect("sign");
+    let get = |path: String, token: String| {
+        hub.http
+            .get(format!("{}{path}", hub.base))
+            .bearer_auth(token)
+            .send()
+    };
+
+    let res = get(format!("/api/v1/secrets/{own}"), step.clone())
+        .await
+        .expect("GET");
+    assert_eq!(res.status(), reqwest::StatusCode::OK);
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(
+        body["data"]["value"]["passphrase"], "p4ss",
+        "raw for its step: {body}"
+    );
+    for path in [
+        format!("/api/v1/secrets/{other}"),
+        "/api/v1/secrets".into(),
+        "/flows".into(),
+    ] {
+        let res = get(path.clone(), step.clone()).await.expect("GET");
+        assert_eq!(res.status(), reqwest::StatusCode::FORBIDDEN, "{path}");
+    }
+    let forged = StepTokens::new(
+        b"another-key-another-key-another-key",
+        Duration::from_secs(60),
+    )
+    .expect("key")
+    .issue(&grant(&own))
+    .expect("sign");
+    let res = get(format!("/api/v1/secrets/{own}"), forged)
+        .await
+        .expect("GET");
+    assert_eq!(res.status(), reqwest::StatusCode::UNAUTHORIZED);
 }
