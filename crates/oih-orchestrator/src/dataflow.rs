@@ -2,9 +2,11 @@
 //! and feeds the first step(s); the backchannel consumer forwards each step's data to the
 //! targets of its outgoing edges and counts inputs, ends and errors on the execution.
 //!
-//! The backchannel queue must be consumed by one sequential loop: a step's data is forwarded
-//! (and its targets counted) before its `end` is counted, which is what keeps an execution
-//! from looking finished while messages are still under way.
+//! The messages of one execution must be handled one at a time, in queue order: a step's data
+//! is forwarded (and its targets counted) before its `end` is counted, which is what keeps an
+//! execution from looking finished while messages are still under way. Different executions
+//! are independent, so the backchannel is consumed in lanes keyed by execution
+//! ([`Dataflow::lane_of`], [`crate::events::run_backchannel`]).
 
 use oih_bus::{BusError, Delivery, EventBus, Message, MessageBus};
 use oih_core::Event;
@@ -12,6 +14,7 @@ use oih_http::step_token::StepTokens;
 use oih_runtime::{StepHeaders, StepMessage};
 use oih_store::StoreError;
 use serde_json::{Value, json};
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use crate::executions::{Execution, ExecutionStore, Status};
@@ -33,6 +36,9 @@ pub enum DataflowError {
     #[error("step token: {0}")]
     Token(String),
 }
+
+/// How long the end of an execution that a Ferryman step ended waits for that step's error.
+const LATE_ERROR_GRACE: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Published when an execution has ended (every input ended): `{flowExecId, flowId, status,
 /// error, tenant}`.
@@ -88,11 +94,8 @@ impl Dataflow {
         let flow_exec_id = self
             .create(&running, external, reply_to, &first, &msg.data)
             .await?;
-        for step in first {
-            self.publish_input(&running, step, &flow_exec_id, None, &msg)
-                .await?;
-        }
-        Ok(())
+        self.publish_inputs(&running, &first, &flow_exec_id, None, &msg)
+            .await
     }
 
     /// Stores the execution with its first inputs counted. OIH drops an execution whose
@@ -119,7 +122,7 @@ impl Dataflow {
             for step in first {
                 execution.sample_input(step, data, self.capture_bytes);
             }
-            match self.executions.insert(&execution).await {
+            match self.executions.insert(execution).await {
                 Ok(()) => return Ok(id),
                 Err(StoreError::Duplicate(_)) => id = wire::new_id(),
                 Err(err) => return Err(err),
@@ -127,14 +130,40 @@ impl Dataflow {
         }
     }
 
-    async fn publish_input(
+    /// Publishes `msg` as the input of each of `steps`, in one confirm round.
+    async fn publish_inputs(
+        &self,
+        running: &RunningFlow,
+        steps: &[&str],
+        flow_exec_id: &str,
+        thread_id: Option<String>,
+        msg: &StepMessage,
+    ) -> Result<(), DataflowError> {
+        if steps.is_empty() {
+            return Ok(());
+        }
+        let names = FlowNames::new(&running.flow.id);
+        let inputs = steps
+            .iter()
+            .map(|step| {
+                let message = self.input(running, step, flow_exec_id, thread_id.clone(), msg)?;
+                Ok((names.key(step, "input"), message))
+            })
+            .collect::<Result<Vec<_>, DataflowError>>()?;
+        self.bus.publish_batch(&names.exchange, inputs).await?;
+        Ok(())
+    }
+
+    /// One step's input message: OIH's step headers, and the `orchestratorToken` for steps
+    /// that need one.
+    fn input(
         &self,
         running: &RunningFlow,
         step: &str,
         flow_exec_id: &str,
         thread_id: Option<String>,
         msg: &StepMessage,
-    ) -> Result<(), DataflowError> {
+    ) -> Result<Message, DataflowError> {
         let flow = &running.flow;
         let headers = StepHeaders {
             task_id: Some(flow.id.clone()),
@@ -158,11 +187,7 @@ impl Dataflow {
                 .map_err(|e| DataflowError::Token(e.to_string()))?;
             message = message.with_header(wire::ORCHESTRATOR_TOKEN, token);
         }
-        let names = FlowNames::new(&flow.id);
-        self.bus
-            .publish(&names.exchange, &names.key(step, "input"), message)
-            .await?;
-        Ok(())
+        Ok(message)
     }
 
     /// A message on `orchestrator_backchannel:messages`: a step's data, error or end.
@@ -172,12 +197,22 @@ impl Dataflow {
         match delivery.routing_key.as_str() {
             ERROR_KEY => {
                 let message = error_message(delivery.body());
-                tracing::info!(step, execution = exec, %message, "step error");
-                self.count(exec, |e| e.failed(step, message.clone()))
+                let dead_lettered =
+                    delivery.headers().get(wire::DEAD_LETTERED) == Some(&json!(true));
+                tracing::info!(step, execution = exec, %message, dead_lettered, "step error");
+                self.count(exec, |e| e.failed(step, message.clone(), dead_lettered))
                     .await?;
             }
             STATE_KEY => {
-                self.count(exec, |e| e.ended(step)).await?;
+                // Ferryman publishes a failed input's `end` before its error (the error goes
+                // through a rate limiter), so an execution that such a step ends is announced
+                // a moment later, once the error had its chance to count.
+                let late_errors = self
+                    .registry
+                    .get(flow_id)
+                    .is_some_and(|running| running.token_steps.iter().any(|s| s == step));
+                self.count_then(exec, late_errors, |e| e.ended(step))
+                    .await?;
             }
             OUTPUT_KEY => {
                 let Some(running) = self.registry.get(flow_id) else {
@@ -194,10 +229,8 @@ impl Dataflow {
                     .map_err(|e| DataflowError::Malformed(format!("body: {e}")))?;
                 msg.headers.reply_to = headers.reply_to.clone();
                 let targets = routed_targets(&running, step, delivery.headers().get(ROUTE_TO));
-                for target in &targets {
-                    self.publish_input(&running, target, exec, headers.thread_id.clone(), &msg)
-                        .await?;
-                }
+                self.publish_inputs(&running, &targets, exec, headers.thread_id.clone(), &msg)
+                    .await?;
                 let limit = self.capture_bytes;
                 self.count(exec, |e| {
                     e.emitted(step);
@@ -216,6 +249,14 @@ impl Dataflow {
             other => tracing::info!(routing_key = other, "backchannel message ignored"),
         }
         Ok(())
+    }
+
+    /// The backchannel lane of a message: a hash of its execution id, the same for every
+    /// message of one execution.
+    pub fn lane_of(&self, delivery: &Delivery) -> u64 {
+        let mut hasher = std::hash::DefaultHasher::new();
+        self.step_headers(delivery).flow_exec_id.hash(&mut hasher);
+        hasher.finish()
     }
 
     /// The step headers of a backchannel message. Ferryman does not send `flowExecId` back
@@ -242,17 +283,49 @@ impl Dataflow {
         exec: &str,
         change: impl Fn(&mut Execution),
     ) -> Result<(), DataflowError> {
+        self.count_then(exec, false, change).await
+    }
+
+    /// Applies `change`; when it ends the execution, announces that, at once or (with
+    /// `announce_later`) after [`LATE_ERROR_GRACE`], with the execution's status then.
+    async fn count_then(
+        &self,
+        exec: &str,
+        announce_later: bool,
+        change: impl Fn(&mut Execution),
+    ) -> Result<(), DataflowError> {
         match self.executions.modify(exec, change).await? {
             None => tracing::info!(
                 execution = exec,
                 "backchannel message for an unknown execution"
             ),
             Some((Status::Running, after)) if after.status != Status::Running => {
-                self.finished(&after).await?;
+                if announce_later {
+                    self.announce_later(after.flow_exec_id);
+                } else {
+                    self.finished(&after).await?;
+                }
             }
             Some(_) => {}
         }
         Ok(())
+    }
+
+    /// Announces the execution after [`LATE_ERROR_GRACE`]. Not tied to shutdown: it is short,
+    /// and an announcement lost with the process only leaves a waiting caller to its timeout.
+    fn announce_later(&self, exec: String) {
+        let dataflow = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(LATE_ERROR_GRACE).await;
+            let announced = match dataflow.executions.get(&exec).await {
+                Ok(Some(execution)) => dataflow.finished(&execution).await,
+                Ok(None) => Ok(()),
+                Err(err) => Err(err.into()),
+            };
+            if let Err(err) = announced {
+                tracing::warn!(execution = %exec, error = %err, "execution end not announced");
+            }
+        });
     }
 
     /// Announces an execution's end: `flow.execution.finished` on the event bus (snapshots are

@@ -6,6 +6,7 @@
 //! there too.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use oih_bus::{BusError, ConsumeOptions, Delivery, Message, MessageBus};
 use oih_runtime::{Catalogue, Emit, Step, StepContext, StepHeaders, StepMessage, run_step};
@@ -17,7 +18,7 @@ use crate::model::Node;
 use crate::process::ProcessDriver;
 use crate::resolve::{Distribution, ResolvedComponent};
 use crate::topology::{BACKCHANNEL, COLLECTOR, ERROR_KEY, FlowNames, OUTPUT_KEY, STATE_KEY};
-use crate::wire::{self, PROTOCOL_VERSION, ROUTE_TO};
+use crate::wire::{self, DEAD_LETTERED, PROTOCOL_VERSION, ROUTE_TO};
 
 /// Why a node cannot run; the text goes into `flow.failed`'s `reason`.
 pub type PrepareError = String;
@@ -54,16 +55,24 @@ pub struct BuiltinDriver {
     catalogue: Catalogue,
     ctx: StepContext,
     prefetch: u16,
+    timeout: Duration,
 }
 
 impl BuiltinDriver {
-    /// `prefetch`: how many messages one node processes at once.
-    pub fn new(bus: Arc<dyn MessageBus>, http: reqwest::Client, prefetch: u16) -> Self {
+    /// `prefetch`: how many messages one node processes at once; `timeout`: how long one
+    /// message may take.
+    pub fn new(
+        bus: Arc<dyn MessageBus>,
+        http: reqwest::Client,
+        prefetch: u16,
+        timeout: Duration,
+    ) -> Self {
         Self {
             bus,
             catalogue: oih_runtime::catalogue(),
             ctx: StepContext::new(http),
             prefetch: prefetch.max(1),
+            timeout,
         }
     }
 }
@@ -88,6 +97,7 @@ impl Driver for BuiltinDriver {
             )
         })?;
         let step = builtin.prepare(&node.fields).map_err(|e| e.to_string())?;
+        let prefetch = node.prefetch()?.unwrap_or(self.prefetch);
         let names = FlowNames::new(flow_id);
         Ok(Box::new(BuiltinRunner {
             shared: Arc::new(Shared {
@@ -95,9 +105,10 @@ impl Driver for BuiltinDriver {
                 step,
                 ctx: self.ctx.clone(),
                 snapshot_key: names.key(&node.id, "snapshot"),
+                timeout: self.timeout,
             }),
             queue: names.messages_queue(&node.id),
-            prefetch: self.prefetch,
+            prefetch,
         }))
     }
 }
@@ -138,6 +149,7 @@ struct Shared {
     step: Box<dyn Step>,
     ctx: StepContext,
     snapshot_key: String,
+    timeout: Duration,
 }
 
 impl Runner for BuiltinRunner {
@@ -201,17 +213,20 @@ fn log_panic(done: Result<(), tokio::task::JoinError>) {
 }
 
 impl Shared {
-    /// Processes one input and answers on the backchannel; the input is acknowledged once
-    /// every answer is confirmed, and requeued when publishing failed.
+    /// Processes one input and answers on the backchannel. Once every answer is confirmed the
+    /// input is acknowledged, or, when the step failed on it, dead-lettered into the flow's
+    /// kept `:deadletter` queue; it is requeued when publishing failed.
     async fn handle(self: Arc<Self>, delivery: Delivery) {
         let input = from_delivery(&delivery);
         let emits = match input.clone() {
-            Ok(msg) => run_step(self.step.as_ref(), msg, &self.ctx).await,
+            Ok(msg) => self.clone().run(msg).await,
             Err(why) => vec![Emit::Error(why), Emit::End],
         };
+        let failed = emits.iter().any(|e| matches!(e, Emit::Error(_)));
         let headers = input.map_or_else(|_| wire::from_headers(delivery.headers()), |m| m.headers);
         let answered = self.answer(&headers, delivery.body(), emits).await;
         let settled = match answered {
+            Ok(()) if failed => delivery.reject().await,
             Ok(()) => delivery.ack().await,
             Err(err) => {
                 tracing::warn!(error = %err, "step answer not published; input requeued");
@@ -221,6 +236,26 @@ impl Shared {
         if let Err(err) = settled {
             tracing::warn!(error = %err, "could not settle a step input");
         }
+    }
+
+    /// Runs the step on one input, in a task of its own, so that a step that panics or
+    /// overruns its time fails this input (an error, then the end) and nothing else.
+    async fn run(self: Arc<Self>, msg: StepMessage) -> Vec<Emit> {
+        let timeout = self.timeout;
+        let work = tokio::spawn(async move { run_step(self.step.as_ref(), msg, &self.ctx).await });
+        let abort = work.abort_handle();
+        let failure = match tokio::time::timeout(timeout, work).await {
+            Ok(Ok(emits)) => return emits,
+            Ok(Err(err)) => {
+                tracing::error!(error = %err, "a step panicked on its input");
+                "the step failed unexpectedly (it panicked)".to_owned()
+            }
+            Err(_) => {
+                abort.abort();
+                format!("the step did not finish within {} s", timeout.as_secs_f64())
+            }
+        };
+        vec![Emit::Error(failure), Emit::End]
     }
 
     async fn answer(
@@ -235,6 +270,10 @@ impl Shared {
             message_id: None,
             ..input.clone()
         };
+        // Consecutive answers to one exchange go out in one confirm round; the order of
+        // answers is kept (data before its end, on one queue).
+        let mut batch: Vec<(String, Message)> = Vec::new();
+        let mut batch_exchange = BACKCHANNEL;
         for emit in emits {
             let (exchange, key, message) = match emit {
                 Emit::Data(msg) => (
@@ -251,7 +290,8 @@ impl Shared {
                     let error = json!({"name": "Error", "message": text}).to_string();
                     let body =
                         json!({"error": error, "errorInput": String::from_utf8_lossy(input_body)});
-                    (BACKCHANNEL, ERROR_KEY.to_owned(), message(&headers, &body))
+                    let msg = message(&headers, &body).with_header(DEAD_LETTERED, true);
+                    (BACKCHANNEL, ERROR_KEY.to_owned(), msg)
                 }
                 Emit::End => {
                     let msg = message(&headers, &json!("function complete"))
@@ -283,7 +323,16 @@ impl Shared {
                     (COLLECTOR, self.snapshot_key.clone(), msg)
                 }
             };
-            self.bus.publish(exchange, &key, message).await?;
+            if exchange != batch_exchange && !batch.is_empty() {
+                self.bus
+                    .publish_batch(batch_exchange, std::mem::take(&mut batch))
+                    .await?;
+            }
+            batch_exchange = exchange;
+            batch.push((key, message));
+        }
+        if !batch.is_empty() {
+            self.bus.publish_batch(batch_exchange, batch).await?;
         }
         Ok(())
     }

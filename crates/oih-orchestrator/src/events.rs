@@ -10,6 +10,8 @@ use std::time::Duration;
 use oih_bus::{Consumer, Delivery, EventStream, ReceivedEvent};
 use oih_core::Event;
 use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::dataflow::{Dataflow, DataflowError};
@@ -70,42 +72,70 @@ pub async fn restore(lifecycle: &Lifecycle, cancel: &CancellationToken) -> bool 
     }
 }
 
-/// Handles the control-plane events until `cancel` fires or the bus closes.
+/// Handles the control-plane events until `cancel` fires or the bus closes. Starts and
+/// stops are handled one at a time, in order; `flow.execute` events are handled concurrently
+/// (at most the stream's prefetch at once), since each only creates its own execution.
 pub async fn run_events(
     mut stream: EventStream,
     lifecycle: &Lifecycle,
     dataflow: Dataflow,
     cancel: CancellationToken,
 ) {
+    let mut executing = JoinSet::new();
     loop {
         let received: ReceivedEvent = tokio::select! {
-            () = cancel.cancelled() => return,
+            () = cancel.cancelled() => break,
+            Some(done) = executing.join_next(), if !executing.is_empty() => {
+                log_panic(done);
+                continue;
+            }
             next = stream.next() => match next {
                 Some(received) => received,
-                None => return,
+                None => break,
             },
         };
-        let result = handle_event(&received.event, lifecycle, &dataflow).await;
-        let name = received.event.name().to_owned();
-        let settled = match result {
-            Outcome::Done => received.ack().await,
-            Outcome::Malformed(why) => {
-                tracing::warn!(event = %name, %why, "malformed event dead-lettered");
-                received.nack().await
-            }
-            Outcome::Retry(why) => {
-                tracing::warn!(event = %name, %why, "event handling failed; will retry");
-                pause(&cancel).await;
-                received.retry().await
-            }
-        };
-        if let Err(err) = settled {
-            tracing::warn!(event = %name, error = %err, "could not settle an event");
+        if received.event.name() == FLOW_EXECUTE {
+            let (dataflow, cancel) = (dataflow.clone(), cancel.clone());
+            executing.spawn(async move {
+                let result = outcome(dataflow.execute(&received.event.payload).await);
+                settle_event(received, result, &cancel).await;
+            });
+        } else {
+            let result = handle_event(&received.event, lifecycle).await;
+            settle_event(received, result, &cancel).await;
         }
+    }
+    while let Some(done) = executing.join_next().await {
+        log_panic(done);
     }
 }
 
-async fn handle_event(event: &Event, lifecycle: &Lifecycle, dataflow: &Dataflow) -> Outcome {
+async fn settle_event(received: ReceivedEvent, result: Outcome, cancel: &CancellationToken) {
+    let name = received.event.name().to_owned();
+    let settled = match result {
+        Outcome::Done => received.ack().await,
+        Outcome::Malformed(why) => {
+            tracing::warn!(event = %name, %why, "malformed event dead-lettered");
+            received.nack().await
+        }
+        Outcome::Retry(why) => {
+            tracing::warn!(event = %name, %why, "event handling failed; will retry");
+            pause(cancel).await;
+            received.retry().await
+        }
+    };
+    if let Err(err) = settled {
+        tracing::warn!(event = %name, error = %err, "could not settle an event");
+    }
+}
+
+fn log_panic(done: Result<(), tokio::task::JoinError>) {
+    if let Err(err) = done {
+        tracing::error!(error = %err, "a message handler panicked; its message is redelivered");
+    }
+}
+
+async fn handle_event(event: &Event, lifecycle: &Lifecycle) -> Outcome {
     match event.name() {
         FLOW_STARTING => match serde_json::from_value::<Flow>(event.payload.clone()) {
             Ok(flow) => outcome(lifecycle.start(flow).await),
@@ -125,25 +155,70 @@ async fn handle_event(event: &Event, lifecycle: &Lifecycle, dataflow: &Dataflow)
                 .collect();
             outcome(lifecycle.stop(id, steps).await)
         }
-        FLOW_EXECUTE => outcome(dataflow.execute(&event.payload).await),
         _ => Outcome::Malformed("event not handled by this service".into()),
     }
 }
 
-/// Consumes one backchannel queue, one message at a time (see [`crate::dataflow`]).
-pub async fn run_backchannel<F, Fut>(mut consumer: Consumer, cancel: CancellationToken, handle: F)
-where
+/// Consumes the backchannel in `lanes` parallel lanes. `lane_of` picks a message's lane (by
+/// its execution), so the messages of one execution are handled one at a time, in queue order
+/// (see [`crate::dataflow`]), while different executions proceed side by side. Each lane holds
+/// at most [`LANE_DEPTH`] messages ahead; a full lane holds up the queue, not memory.
+pub async fn run_backchannel<L, F, Fut>(
+    mut consumer: Consumer,
+    lanes: usize,
+    cancel: CancellationToken,
+    lane_of: L,
+    handle: F,
+) where
+    L: Fn(&Delivery) -> u64,
+    F: Fn(Delivery) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = (Delivery, Result<(), DataflowError>)> + Send + 'static,
+{
+    let lanes = lanes.max(1);
+    let mut senders = Vec::with_capacity(lanes);
+    let mut workers = JoinSet::new();
+    for _ in 0..lanes {
+        let (tx, rx) = mpsc::channel(LANE_DEPTH);
+        senders.push(tx);
+        workers.spawn(run_lane(rx, cancel.clone(), handle.clone()));
+    }
+    loop {
+        let delivery = tokio::select! {
+            () = cancel.cancelled() => break,
+            next = consumer.next() => match next {
+                Some(delivery) => delivery,
+                None => break,
+            },
+        };
+        let lane = usize::try_from(lane_of(&delivery) % lanes as u64).unwrap_or(0);
+        if senders[lane].send(delivery).await.is_err() {
+            break;
+        }
+    }
+    // Lanes finish the message in hand; what is still queued goes back to the queue with
+    // the consumer.
+    drop(senders);
+    while let Some(done) = workers.join_next().await {
+        log_panic(done);
+    }
+    drop(consumer);
+}
+
+/// How many messages a backchannel lane holds ahead of the one it handles.
+const LANE_DEPTH: usize = 16;
+
+async fn run_lane<F, Fut>(
+    mut deliveries: mpsc::Receiver<Delivery>,
+    cancel: CancellationToken,
+    handle: F,
+) where
     F: Fn(Delivery) -> Fut,
     Fut: Future<Output = (Delivery, Result<(), DataflowError>)>,
 {
-    loop {
-        let delivery = tokio::select! {
-            () = cancel.cancelled() => return,
-            next = consumer.next() => match next {
-                Some(delivery) => delivery,
-                None => return,
-            },
-        };
+    while let Some(delivery) = deliveries.recv().await {
+        if cancel.is_cancelled() {
+            return;
+        }
         let (delivery, result) = handle(delivery).await;
         let settled = match outcome(result) {
             Outcome::Done => delivery.ack().await,

@@ -2,17 +2,23 @@
 //! `flowExecId`, counting step inputs and ends the way OIH does (`started`, `succeeded`,
 //! `errors`, `stepCounters`-like per-step counters), plus a status OIH lacks.
 //!
-//! Every change is a read-modify-write guarded by the document version, retried on conflict:
-//! the backchannel and error consumers update the same record concurrently.
+//! Every change is a read-modify-write guarded by the document version, retried on conflict
+//! (another orchestrator replica may update the same record). Records of running executions
+//! stay in memory between changes ([`Hot`]), so a change costs one write, not a read and a
+//! write: the backchannel handles an execution's messages one at a time, so in one process
+//! nothing else changes the record meanwhile, and a replica that did is caught by the
+//! version check. Those writes are group-committed ([`run_writer`]): the changes of many
+//! executions queued at one moment go to the store in one transaction.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use oih_core::Owner;
 use oih_store::{Collection, CollectionSpec, DocStore, Filter, FindOptions, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
 
 pub const EXECUTIONS: Collection = Collection("orchestrator_executions");
 
@@ -45,6 +51,9 @@ pub struct StepRecord {
     /// Data messages the step emitted.
     pub emitted: u64,
     pub errors: u64,
+    /// Inputs the step failed on and put into the flow's dead-letter queue.
+    #[serde(default)]
+    pub dead_lettered: u64,
     pub started_at: DateTime<Utc>,
     #[serde(default)]
     pub finished_at: Option<DateTime<Utc>>,
@@ -129,6 +138,7 @@ impl Execution {
                 out: 0,
                 emitted: 0,
                 errors: 0,
+                dead_lettered: 0,
                 started_at: now,
                 finished_at: None,
                 input: None,
@@ -177,12 +187,15 @@ impl Execution {
         self.settle(Utc::now());
     }
 
-    /// `step` failed on one input; the first error is kept as the execution's.
-    pub fn failed(&mut self, step: &str, message: String) {
+    /// `step` failed on one input (and dead-lettered it); the first error is kept as the
+    /// execution's.
+    pub fn failed(&mut self, step: &str, message: String, dead_lettered: bool) {
         self.errors += 1;
-        // Errors travel on their own queue and can be counted before the input that caused
-        // them: the step's record is created here too, so the failure is never lost.
-        self.record(step, Utc::now()).errors += 1;
+        // The step's record is created here too, so the failure is never lost even if it is
+        // counted before the step's input (OIH's separate error queue allowed that).
+        let record = self.record(step, Utc::now());
+        record.errors += 1;
+        record.dead_lettered += u64::from(dead_lettered);
         self.error.get_or_insert(StepFailure {
             step_id: step.to_owned(),
             message,
@@ -242,6 +255,107 @@ pub struct ExecutionStore {
     docs: Arc<dyn DocStore>,
     /// How long an execution is kept after it was created; `None`: for ever.
     retention: Option<chrono::Duration>,
+    hot: Arc<Hot>,
+    writes: mpsc::UnboundedSender<Write>,
+}
+
+/// A record update waiting for the group commit, and who waits for its outcome (the new
+/// version).
+struct Write {
+    id: String,
+    version: i64,
+    body: Value,
+    done: oneshot::Sender<Result<i64, StoreError>>,
+}
+
+/// Most updates committed in one transaction.
+const MAX_GROUP: usize = 256;
+
+/// Writes the queued updates, all that are waiting in one transaction, until every
+/// [`ExecutionStore`] is gone (so it needs no cancellation of its own: the service's
+/// workers and routes hold the senders and drop them when they stop).
+async fn run_writer(docs: Arc<dyn DocStore>, mut queue: mpsc::UnboundedReceiver<Write>) {
+    while let Some(first) = queue.recv().await {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match queue.try_recv() {
+                Ok(write) => group.push(write),
+                Err(_) => break,
+            }
+        }
+        if group.len() == 1 {
+            let write = group.pop().expect("one write");
+            let outcome = docs
+                .update(EXECUTIONS, &write.id, Some(write.version), write.body)
+                .await
+                .map(|doc| doc.version);
+            let _ = write.done.send(outcome);
+            continue;
+        }
+        match write_group(docs.as_ref(), &mut group).await {
+            Ok(outcomes) => {
+                for (write, outcome) in group.into_iter().zip(outcomes) {
+                    let _ = write.done.send(outcome);
+                }
+            }
+            Err(err) => {
+                let why = err.to_string();
+                for write in group {
+                    let _ = write.done.send(Err(StoreError::Unavailable(why.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// The group's updates in one transaction: each one's outcome, or the transaction's error
+/// (then none was written).
+async fn write_group(
+    docs: &dyn DocStore,
+    group: &mut [Write],
+) -> Result<Vec<Result<i64, StoreError>>, StoreError> {
+    let mut tx = docs.begin().await?;
+    let mut outcomes = Vec::with_capacity(group.len());
+    for write in group.iter_mut() {
+        let body = std::mem::take(&mut write.body);
+        let outcome = tx
+            .update(EXECUTIONS, &write.id, Some(write.version), body)
+            .await
+            .map(|doc| doc.version);
+        outcomes.push(outcome);
+    }
+    tx.commit().await?;
+    Ok(outcomes)
+}
+
+/// The last written state of running executions, by id, with the version it was written at.
+/// Bounded: past [`HOT_LIMIT`] entries one is dropped (and read back if needed).
+#[derive(Default)]
+struct Hot(Mutex<HashMap<String, (i64, Execution)>>);
+
+/// Running executions kept in memory; beyond that, changes read the record first.
+const HOT_LIMIT: usize = 4_096;
+
+impl Hot {
+    fn take(&self, id: &str) -> Option<(i64, Execution)> {
+        self.lock().remove(id)
+    }
+
+    fn keep(&self, version: i64, execution: Execution) {
+        let mut hot = self.lock();
+        if hot.len() >= HOT_LIMIT
+            && let Some(evicted) = hot.keys().next().cloned()
+        {
+            hot.remove(&evicted);
+        }
+        hot.insert(execution.flow_exec_id.clone(), (version, execution));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (i64, Execution)>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 impl ExecutionStore {
@@ -258,20 +372,43 @@ impl ExecutionStore {
         )
         .await?;
         let retention = retention.and_then(|r| chrono::Duration::from_std(r).ok());
-        Ok(Self { docs, retention })
+        let (writes, queue) = mpsc::unbounded_channel();
+        tokio::spawn(run_writer(docs.clone(), queue));
+        Ok(Self {
+            docs,
+            retention,
+            hot: Arc::default(),
+            writes,
+        })
+    }
+
+    /// Writes `execution` over `version` through the group commit; the new version.
+    async fn write(&self, version: i64, execution: &Execution) -> Result<i64, StoreError> {
+        let (done, outcome) = oneshot::channel();
+        let write = Write {
+            id: execution.flow_exec_id.clone(),
+            version,
+            body: to_json(execution)?,
+            done,
+        };
+        let closed = || StoreError::Unavailable("the execution writer has stopped".into());
+        self.writes.send(write).map_err(|_| closed())?;
+        outcome.await.map_err(|_| closed())?
     }
 
     /// Stores a new execution under its `flowExecId`; `StoreError::Duplicate` if it is taken.
-    pub async fn insert(&self, execution: &Execution) -> Result<(), StoreError> {
-        self.docs
+    pub async fn insert(&self, execution: Execution) -> Result<(), StoreError> {
+        let doc = self
+            .docs
             .insert(
                 EXECUTIONS,
                 &execution.flow_exec_id,
-                to_json(execution)?,
+                to_json(&execution)?,
                 self.retention.map(|r| execution.created_at + r),
             )
-            .await
-            .map(drop)
+            .await?;
+        self.hot.keep(doc.version, execution);
+        Ok(())
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<Execution>, StoreError> {
@@ -302,20 +439,28 @@ impl ExecutionStore {
         id: &str,
         change: impl Fn(&mut Execution),
     ) -> Result<Option<(Status, Execution)>, StoreError> {
+        let mut cached = self.hot.take(id);
         loop {
-            let Some(doc) = self.docs.get(EXECUTIONS, id).await? else {
-                return Ok(None);
+            let (version, mut execution) = match cached.take() {
+                Some(hot) => hot,
+                None => match self.docs.get(EXECUTIONS, id).await? {
+                    Some(doc) => (doc.version, from_json(doc.body)?),
+                    None => return Ok(None),
+                },
             };
-            let mut execution: Execution = from_json(doc.body)?;
             let before = execution.status;
             change(&mut execution);
-            match self
-                .docs
-                .update(EXECUTIONS, id, Some(doc.version), to_json(&execution)?)
-                .await
-            {
-                Ok(_) => return Ok(Some((before, execution))),
+            match self.write(version, &execution).await {
+                Ok(version) => {
+                    if execution.status == Status::Running {
+                        self.hot.keep(version, execution.clone());
+                    }
+                    return Ok(Some((before, execution)));
+                }
+                // Changed elsewhere (or the memory was stale): read it again.
                 Err(StoreError::Conflict { .. }) => continue,
+                // Deleted (retention) since it was kept in memory.
+                Err(StoreError::NotFound) => return Ok(None),
                 Err(err) => return Err(err),
             }
         }
@@ -361,12 +506,13 @@ mod tests {
         e.inputs(&["a"]);
         e.ended("a");
         assert_eq!(e.status, Status::Succeeded);
-        e.failed("a", "boom".into());
-        e.failed("a", "second".into());
+        e.failed("a", "boom".into(), false);
+        e.failed("a", "second".into(), true);
         assert_eq!(e.status, Status::Failed);
         assert_eq!(e.steps["a"].status, Status::Failed);
         assert_eq!(e.error.as_ref().map(|f| f.message.as_str()), Some("boom"));
         assert_eq!(e.errors, 2);
+        assert_eq!(e.steps["a"].dead_lettered, 1);
     }
 
     #[test]
@@ -374,7 +520,7 @@ mod tests {
         let mut e = execution();
         e.inputs(&["a"]);
         e.ended("a");
-        e.failed("b", "boom".into());
+        e.failed("b", "boom".into(), false);
         e.inputs(&["b"]);
         assert_eq!(e.steps["b"].status, Status::Running);
         e.ended("b");
@@ -415,7 +561,7 @@ mod tests {
     fn a_failed_branch_keeps_it_running_until_the_others_end() {
         let mut e = execution();
         e.inputs(&["a", "b"]);
-        e.failed("a", "boom".into());
+        e.failed("a", "boom".into(), false);
         e.ended("a");
         assert_eq!(e.steps["a"].status, Status::Failed);
         assert_eq!(e.status, Status::Running);

@@ -21,6 +21,7 @@ pub mod lifecycle;
 pub mod model;
 pub mod process;
 pub mod resolve;
+pub mod testing;
 pub mod token;
 pub mod topology;
 pub mod wire;
@@ -52,34 +53,59 @@ pub const SERVICE_NAME: &str = "component-orchestrator";
 
 /// Configuration. Database, queue URLs and port belong to `oih serve`; OIH's Kubernetes,
 /// RabbitMQ-management and token settings belong to drivers not built yet.
-/// `component_prefetch` applies to process components too (Ferryman's
-/// `RABBITMQ_PREFETCH_SAILOR`).
+/// A node's `nodeSettings.prefetch` overrides the prefetch of its driver.
 #[derive(Debug, Clone, clap::Args)]
 #[group(id = "component-orchestrator")]
 pub struct Config {
-    /// How many messages one builtin step processes at once (OIH's per-container
-    /// `ELASTICIO_RABBITMQ_PREFETCH_SAILOR`).
+    /// How many messages one process (Ferryman) step takes at once: OIH's per-container
+    /// `ELASTICIO_RABBITMQ_PREFETCH_SAILOR`. Ferryman keeps per-message state on its
+    /// instance, so keep 1 unless the component is known to cope.
     #[arg(
         long = "orchestrator-component-prefetch",
         env = "COMPONENT_PREFETCH_COUNT",
         default_value_t = 1
     )]
     pub component_prefetch: u16,
-    /// How many control-plane events the orchestrator takes from the bus before acknowledging.
+    /// How many messages one builtin step processes at once. With more than one, a step's
+    /// outputs may leave in another order than its inputs came (set a node's
+    /// `nodeSettings.prefetch` to 1 where order matters).
+    #[arg(
+        long = "orchestrator-builtin-prefetch",
+        env = "BUILTIN_PREFETCH_COUNT",
+        default_value_t = 32
+    )]
+    pub builtin_prefetch: u16,
+    /// Seconds one builtin step may work on one message; past it the message fails (an
+    /// error on the execution, the message dead-lettered).
+    #[arg(
+        long = "orchestrator-step-timeout-secs",
+        env = "STEP_TIMEOUT_SECS",
+        default_value_t = 300
+    )]
+    pub step_timeout_secs: u64,
+    /// How many control-plane events the orchestrator takes from the bus before acknowledging;
+    /// also how many `flow.execute` events it handles at once.
     #[arg(
         long = "orchestrator-event-prefetch",
         env = "ORCHESTRATOR_EVENT_PREFETCH",
-        default_value_t = 10
+        default_value_t = 64
     )]
     pub event_prefetch: u16,
-    /// How many backchannel messages are handed to the orchestrator ahead of processing (they
-    /// are processed one at a time).
+    /// How many backchannel messages are handed to the orchestrator ahead of processing.
     #[arg(
         long = "orchestrator-backchannel-prefetch",
         env = "ORCHESTRATOR_BACKCHANNEL_PREFETCH",
-        default_value_t = 64
+        default_value_t = 256
     )]
     pub backchannel_prefetch: u16,
+    /// How many executions' backchannel messages are handled at once (each execution's own
+    /// messages are always handled one at a time, in order).
+    #[arg(
+        long = "orchestrator-backchannel-lanes",
+        env = "ORCHESTRATOR_BACKCHANNEL_LANES",
+        default_value_t = 32
+    )]
+    pub backchannel_lanes: u16,
     /// Largest step input or output (serialised `data`, in bytes) kept on an execution for
     /// users to see; larger ones are noted by size. 0 keeps none.
     #[arg(
@@ -103,8 +129,11 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             component_prefetch: 1,
-            event_prefetch: 10,
-            backchannel_prefetch: 64,
+            builtin_prefetch: 32,
+            step_timeout_secs: 300,
+            event_prefetch: 64,
+            backchannel_prefetch: 256,
+            backchannel_lanes: 32,
             capture_bytes: 16_384,
             execution_retention_secs: 604_800,
             process: ProcessConfig::default(),
@@ -166,7 +195,12 @@ pub async fn module(config: Config, deps: Deps) -> Result<ServiceModule, Error> 
         capture_bytes: config.capture_bytes,
     };
     let driver = Drivers {
-        builtin: BuiltinDriver::new(deps.bus.clone(), deps.http, config.component_prefetch),
+        builtin: BuiltinDriver::new(
+            deps.bus.clone(),
+            deps.http,
+            config.builtin_prefetch,
+            Duration::from_secs(config.step_timeout_secs.max(1)),
+        ),
         process: ProcessDriver::new(
             config.process,
             deps.bus.backend(),
@@ -174,6 +208,7 @@ pub async fn module(config: Config, deps: Deps) -> Result<ServiceModule, Error> 
         ),
     };
     let on_message = dataflow.clone();
+    let lanes = usize::from(config.backchannel_lanes);
     // Step output is handled only once the deployed flows are running again: before that it
     // would find no flow to forward to.
     let (restored_tx, mut restored) = tokio::sync::watch::channel(false);
@@ -208,7 +243,9 @@ pub async fn module(config: Config, deps: Deps) -> Result<ServiceModule, Error> 
                     return Ok(());
                 },
             }
-            events::run_backchannel(messages, cancel, move |d| {
+            let router = on_message.clone();
+            let lane_of = move |d: &oih_bus::Delivery| router.lane_of(d);
+            events::run_backchannel(messages, lanes, cancel, lane_of, move |d| {
                 let df = on_message.clone();
                 async move {
                     let result = df.on_message(&d).await;
@@ -244,8 +281,11 @@ mod tests {
         let parsed = Cli::try_parse_from(["oih"]).expect("parse").config;
         let default = Config::default();
         assert_eq!(parsed.component_prefetch, default.component_prefetch);
+        assert_eq!(parsed.builtin_prefetch, default.builtin_prefetch);
+        assert_eq!(parsed.step_timeout_secs, default.step_timeout_secs);
         assert_eq!(parsed.event_prefetch, default.event_prefetch);
         assert_eq!(parsed.backchannel_prefetch, default.backchannel_prefetch);
+        assert_eq!(parsed.backchannel_lanes, default.backchannel_lanes);
         let (parsed, default) = (parsed.process, default.process);
         assert_eq!(parsed.api_uri, default.api_uri);
         assert_eq!(parsed.component_log_level, default.component_log_level);

@@ -48,6 +48,30 @@ pub struct Edge {
     pub target: String,
 }
 
+/// Largest `nodeSettings.prefetch` accepted.
+pub const MAX_PREFETCH: u64 = 1_000;
+
+impl Node {
+    /// The node's own prefetch (`nodeSettings.prefetch`, our extension), if set: how many
+    /// messages the step takes at once, overriding its driver's setting.
+    pub fn prefetch(&self) -> Result<Option<u16>, String> {
+        match self.node_settings.get("prefetch") {
+            None | Some(Value::Null) => Ok(None),
+            Some(value) => value
+                .as_u64()
+                .filter(|n| (1..=MAX_PREFETCH).contains(n))
+                .and_then(|n| u16::try_from(n).ok())
+                .map(Some)
+                .ok_or_else(|| {
+                    format!(
+                        "node {}: nodeSettings.prefetch must be an integer from 1 to {MAX_PREFETCH}",
+                        self.id
+                    )
+                }),
+        }
+    }
+}
+
 impl Graph {
     pub fn node(&self, id: &str) -> Option<&Node> {
         self.nodes.iter().find(|n| n.id == id)
@@ -111,6 +135,20 @@ mod tests {
         assert_eq!(g.targets_of("a"), ["b", "c"]);
         assert!(g.targets_of("b").is_empty());
         assert_eq!(g.check(), Ok(()));
+    }
+
+    #[test]
+    fn a_node_may_set_its_own_prefetch() {
+        let node = |settings: Value| -> Node {
+            serde_json::from_value(json!({"id": "a", "componentId": "c", "nodeSettings": settings}))
+                .expect("node")
+        };
+        assert_eq!(node(json!({})).prefetch(), Ok(None));
+        assert_eq!(node(json!({"prefetch": 8})).prefetch(), Ok(Some(8)));
+        for bad in [json!(0), json!(1001), json!("8"), json!(2.5), json!(-1)] {
+            let err = node(json!({"prefetch": bad})).prefetch().expect_err("bad");
+            assert!(err.contains("nodeSettings.prefetch"), "{err}");
+        }
     }
 
     #[test]

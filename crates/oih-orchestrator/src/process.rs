@@ -63,13 +63,10 @@ pub struct ProcessConfig {
         hide_env_values = true
     )]
     pub flows_amqp_url: Option<String>,
-    /// The hub's base URL as process components reach it (their `ELASTICIO_API_URI`).
-    #[arg(
-        long = "orchestrator-self-api-uri",
-        env = "SELF_API_URI",
-        default_value = "http://127.0.0.1:3000"
-    )]
-    pub api_uri: String,
+    /// The hub's base URL as process components reach it (their `ELASTICIO_API_URI`)
+    /// [default: where `oih serve` listens].
+    #[arg(long = "orchestrator-self-api-uri", env = "SELF_API_URI")]
+    pub api_uri: Option<String>,
     /// The Secret Service base URL handed to process components [default: <self-api-uri>/api/v1].
     #[arg(
         long = "orchestrator-secret-service-url",
@@ -112,7 +109,7 @@ impl Default for ProcessConfig {
     fn default() -> Self {
         Self {
             flows_amqp_url: None,
-            api_uri: "http://127.0.0.1:3000".into(),
+            api_uri: None,
             secret_service_base_url: None,
             snapshots_service_base_url: None,
             component_log_level: "info".into(),
@@ -121,6 +118,9 @@ impl Default for ProcessConfig {
         }
     }
 }
+
+/// The hub's API as process components reach it when nothing says otherwise.
+const DEFAULT_API_URI: &str = "http://127.0.0.1:3000";
 
 /// Runs `process` components as supervised child processes.
 pub struct ProcessDriver {
@@ -174,7 +174,8 @@ impl ProcessDriver {
                 component.id
             ));
         };
-        let env = self.environment(flow_id, &node.id, component, &spec.env, amqp_url);
+        let prefetch = node.prefetch()?.unwrap_or(self.prefetch);
+        let env = self.environment(flow_id, &node.id, component, &spec.env, amqp_url, prefetch);
         Ok(Box::new(ProcessRunner {
             flow_id: flow_id.to_owned(),
             step_id: node.id.clone(),
@@ -197,6 +198,7 @@ impl ProcessDriver {
         component: &ResolvedComponent,
         extra: &BTreeMap<String, String>,
         amqp_url: &str,
+        prefetch: u16,
     ) -> BTreeMap<String, String> {
         let mut env: BTreeMap<String, String> = INHERITED
             .iter()
@@ -209,7 +211,7 @@ impl ProcessDriver {
                 .iter()
                 .map(|(k, v)| (format!("ELASTICIO_{k}"), v.clone())),
         );
-        env.extend(self.ferryman_settings(flow_id, step_id, &component.id, amqp_url));
+        env.extend(self.ferryman_settings(flow_id, step_id, &component.id, amqp_url, prefetch));
         env.insert("LOG_LEVEL".into(), self.config.component_log_level.clone());
         env
     }
@@ -221,9 +223,15 @@ impl ProcessDriver {
         step_id: &str,
         component_id: &str,
         amqp_url: &str,
+        prefetch: u16,
     ) -> Vec<(String, String)> {
         let names = FlowNames::new(flow_id);
-        let api_uri = self.config.api_uri.trim_end_matches('/');
+        let api_uri = self
+            .config
+            .api_uri
+            .as_deref()
+            .unwrap_or(DEFAULT_API_URI)
+            .trim_end_matches('/');
         let secrets = self
             .config
             .secret_service_base_url
@@ -254,7 +262,7 @@ impl ProcessDriver {
                 "SNAPSHOTS_SERVICE_BASE_URL",
                 snapshots.trim_end_matches('/').to_owned(),
             ),
-            ("RABBITMQ_PREFETCH_SAILOR", self.prefetch.to_string()),
+            ("RABBITMQ_PREFETCH_SAILOR", prefetch.to_string()),
         ]
         .into_iter()
         .map(|(k, v)| (format!("ELASTICIO_{k}"), v))
@@ -522,7 +530,7 @@ mod tests {
     fn driver(backend: &str) -> ProcessDriver {
         let config = ProcessConfig {
             flows_amqp_url: Some("amqp://u:p@rabbit/%2f".into()),
-            api_uri: "http://hub:3000/".into(),
+            api_uri: Some("http://hub:3000/".into()),
             ..ProcessConfig::default()
         };
         ProcessDriver::new(config, backend, 2)
@@ -542,7 +550,14 @@ mod tests {
             ),
         ]);
         let component = component(ProcessSpec::default());
-        let env = driver.environment("f1", "step_2", &component, &extra, "amqp://u:p@rabbit/%2f");
+        let env = driver.environment(
+            "f1",
+            "step_2",
+            &component,
+            &extra,
+            "amqp://u:p@rabbit/%2f",
+            2,
+        );
         let get = |k: &str| env.get(k).map(String::as_str);
         assert_eq!(
             get("ELASTICIO_LISTEN_MESSAGES_ON"),

@@ -9,6 +9,9 @@ use serde_json::Value;
 /// Header naming the node ids a routed data message may go to (a router's decision); absent
 /// means "every outgoing edge".
 pub const ROUTE_TO: &str = "x-oih-route-to";
+/// Header of a step's error message when the step put the failed input into the flow's
+/// dead-letter queue (builtin steps do, for every input they fail on).
+pub const DEAD_LETTERED: &str = "x-oih-dead-lettered";
 /// The JWT header of step inputs that Ferryman requires (runtime.md §2.5).
 pub const ORCHESTRATOR_TOKEN: &str = "orchestratorToken";
 /// Ferryman's protocol version header, on data and end messages.

@@ -90,6 +90,11 @@ async fn serve(
 ) -> anyhow::Result<()> {
     let selected = args.services();
     let step_tokens = step_tokens(args, storage)?;
+    let listen = args.listen_addr();
+    let listener = TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    let local = listener.local_addr().context("reading the bound address")?;
     let ctx = ServiceContext {
         docs: backend.docs.clone(),
         bus: bus.clone(),
@@ -103,6 +108,8 @@ async fn serve(
             if process.flows_amqp_url.is_none() {
                 process.flows_amqp_url = args.amqp().map(str::to_owned);
             }
+            // ... and the hub's API where it really listens.
+            process.api_uri.get_or_insert_with(|| self_uri(local));
             configs
         },
         iam_logins: Arc::default(),
@@ -140,12 +147,6 @@ async fn serve(
         mut workers,
     } = app.build();
     workers.push(purge_expired_worker(backend));
-
-    let listen = args.listen_addr();
-    let listener = TcpListener::bind(&listen)
-        .await
-        .with_context(|| format!("listening on {listen}"))?;
-    let local = listener.local_addr().context("reading the bound address")?;
 
     // The start banner: on stdout, for people and for scripts that wait for it.
     println!(
@@ -344,4 +345,15 @@ fn purge_expired_worker(backend: &Backend) -> Worker {
             }
         }
     })
+}
+
+/// The hub's base URL as local processes reach it: a wildcard listen address becomes the
+/// loopback address.
+fn self_uri(local: std::net::SocketAddr) -> String {
+    let ip = match local.ip() {
+        ip if !ip.is_unspecified() => ip,
+        std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+    };
+    format!("http://{}", std::net::SocketAddr::new(ip, local.port()))
 }

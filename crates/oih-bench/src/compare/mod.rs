@@ -41,8 +41,8 @@ pub struct CompareArgs {
     #[arg(long, value_delimiter = ',', default_values_t = [1, 2, 4, 8, 16, 64])]
     concurrency: Vec<usize>,
     /// Active flows for the flow-count scaling (oih and Node-RED; each count on freshly
-    /// started systems, closed loop at --flows-concurrency clients). Empty to skip.
-    #[arg(long, value_delimiter = ',', default_values_t = [10, 100, 1000])]
+    /// started systems, closed loop at --flows-concurrency clients). `--flows` alone skips it.
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_values_t = [10, 100, 1000])]
     flows: Vec<usize>,
     /// Clients for the flow-count scaling.
     #[arg(long, default_value_t = 16)]
@@ -197,11 +197,12 @@ pub async fn run(args: CompareArgs) -> Result<()> {
     drop(running);
 
     // The flow-count half of (f): n8n is left out (creating a thousand workflows through its
-    // API alone takes longer than the whole comparison).
+    // API alone takes longer than the whole comparison), and so is oih-ferryman (a thousand
+    // flows would be a thousand Node.js processes).
     let scalable: Vec<Kind> = systems
         .iter()
         .copied()
-        .filter(|&k| k != Kind::N8n)
+        .filter(|&k| !matches!(k, Kind::N8n | Kind::OihFerryman))
         .collect();
     for &flows in &plan.flows {
         if scalable.is_empty() {
@@ -338,14 +339,18 @@ fn choose_systems(args: &CompareArgs) -> Vec<Kind> {
         return args.systems.clone();
     }
     let mut systems = vec![Kind::Oih];
-    if args.database_url.is_some() && args.amqp_url.is_some() {
+    let external = args.database_url.is_some() && args.amqp_url.is_some();
+    if external {
         systems.push(Kind::OihPg);
     } else {
-        println!("skipping oih-pg: --database-url and --amqp-url are not both set");
+        println!(
+            "skipping oih-pg and oih-ferryman: --database-url and --amqp-url are not both set"
+        );
     }
     match peers::missing_tools() {
+        None if external => systems.extend([Kind::OihFerryman, Kind::NodeRed, Kind::N8n]),
         None => systems.extend([Kind::NodeRed, Kind::N8n]),
-        Some(why) => println!("skipping node-red and n8n: {why}"),
+        Some(why) => println!("skipping oih-ferryman, node-red and n8n: {why}"),
     }
     systems
 }

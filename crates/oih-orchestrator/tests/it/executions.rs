@@ -1,7 +1,7 @@
 //! Executions along the graph: inputs, fan-out, routing, errors and the counters.
 
 use oih_bus::{ConsumeOptions, QueueOptions};
-use oih_orchestrator::topology::COLLECTOR;
+use oih_orchestrator::topology::{COLLECTOR, FlowNames};
 use serde_json::json;
 
 use crate::engines;
@@ -166,8 +166,25 @@ async fn a_step_error_fails_the_execution(mut hub: Hub) {
         "{execution}"
     );
     assert_eq!(execution["steps"]["step_2"]["status"], "failed");
+    assert_eq!(execution["steps"]["step_2"]["deadLettered"], 1);
     assert_eq!(execution["steps"]["step_1"]["status"], "succeeded");
     assert!(execution["steps"].get("step_3").is_none());
+    // The input the step failed on is kept in the flow's dead-letter queue (moved there
+    // once the step's answers were published, so a moment after the execution ended).
+    let queue = FlowNames::new(flow["id"].as_str().expect("id")).deadletter_queue();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let kept = hub
+            .bus
+            .queue_len(&queue)
+            .await
+            .expect("the dead-letter queue");
+        if kept == 1 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{kept} dead letters");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     hub.shutdown().await;
 }
 

@@ -7,8 +7,7 @@
 //! source tree, and reused.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,14 +15,13 @@ use async_trait::async_trait;
 use oih_bus::embedded::EmbeddedBus;
 use oih_bus::{ConsumeOptions, Consumer, Delivery, MessageBus, QueueOptions};
 use oih_core::ObjectId;
+use oih_orchestrator::testing::{ferryman, ferryman_component_dir};
 use oih_orchestrator::topology::COLLECTOR;
 use oih_orchestrator::{ComponentDocuments, Config, ProcessConfig, RepositoryResolver};
 use serde_json::{Value, json};
 
 use crate::support::{Hub, TENANT, flow, node};
 
-const FERRYMAN: &str = "@openintegrationhub/ferryman";
-const FERRYMAN_VERSION: &str = "2.4.7";
 const COMPONENT_ID: &str = "5f1ad0d2ad7a2a4e9fe77a11";
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -44,7 +42,7 @@ impl ComponentDocuments for Documents {
 /// The test component as the repository stores it: Ferryman's entry point run with node in
 /// the component's directory, rebounds retried after 100 ms instead of 15 s.
 fn component(run_global: &Path) -> Value {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ferryman-component");
+    let dir = ferryman_component_dir();
     json!({
         "id": COMPONENT_ID,
         "name": "ferryman test component",
@@ -83,42 +81,6 @@ fn ferryman_flow() -> Value {
     )
 }
 
-fn tool_missing(tool: &str) -> bool {
-    Command::new(tool).arg("--version").output().is_err()
-}
-
-/// Ferryman's entry point, installed when missing; `None` (with the reason printed) when the
-/// test cannot run here.
-fn ferryman() -> Option<PathBuf> {
-    if let Some(tool) = ["node", "npm"].into_iter().find(|t| tool_missing(t)) {
-        eprintln!("skipped: `{tool}` is not installed");
-        return None;
-    }
-    let cache = std::env::var_os("OIH_FERRYMAN_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/oih/ferryman")))
-        .expect("HOME or OIH_FERRYMAN_CACHE");
-    let package = cache.join("node_modules").join(FERRYMAN);
-    let installed = std::fs::read(package.join("package.json"))
-        .ok()
-        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
-        .is_some_and(|p| p["version"] == FERRYMAN_VERSION);
-    if !installed {
-        std::fs::create_dir_all(&cache).expect("ferryman cache directory");
-        let status = Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund", "--prefix"])
-            .arg(&cache)
-            .arg(format!("{FERRYMAN}@{FERRYMAN_VERSION}"))
-            .status()
-            .expect("npm runs");
-        assert!(
-            status.success(),
-            "npm install {FERRYMAN}@{FERRYMAN_VERSION}: {status}"
-        );
-    }
-    Some(package.join("runGlobal.js"))
-}
-
 /// The hub on RabbitMQ with the test component registered, or `None` when skipped. The
 /// component's output is in the log (`RUST_LOG=oih_orchestrator=info`, `--nocapture`).
 async fn rabbitmq_hub() -> Option<Hub> {
@@ -142,7 +104,7 @@ async fn rabbitmq_hub() -> Option<Hub> {
         process: ProcessConfig {
             flows_amqp_url: Some(url),
             // Nothing listens there: the component's snapshot lookup fails at once.
-            api_uri: "http://127.0.0.1:9".into(),
+            api_uri: Some("http://127.0.0.1:9".into()),
             stop_grace_secs: 5,
             ..ProcessConfig::default()
         },

@@ -82,6 +82,17 @@ async fn bad_fields_fail_the_flow_naming_node_and_field(mut hub: Hub) {
             .contains("step_1"),
         "{payload}"
     );
+
+    // A node's own prefetch must be a sensible count.
+    let mut greedy = linear_flow(TENANT, "userId");
+    greedy["graph"]["nodes"][2]["nodeSettings"] = json!({"prefetch": 0});
+    let (name, payload) = hub.start_flow(&greedy).await;
+    assert_eq!(name, "flow.failed");
+    let reason = payload["reason"].as_str().expect("reason");
+    assert!(
+        reason.contains("step_3") && reason.contains("nodeSettings.prefetch"),
+        "{reason}"
+    );
     hub.shutdown().await;
 }
 

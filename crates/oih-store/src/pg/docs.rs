@@ -32,6 +32,31 @@ struct Row {
     expires_at: Option<DateTime<Utc>>,
 }
 
+/// What an update returns: everything but the body, which the caller just gave.
+const META: &str = "id, version, created_at, updated_at, expires_at";
+
+#[derive(sqlx::FromRow)]
+struct Meta {
+    id: String,
+    version: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+impl Meta {
+    fn with_body(self, body: Value) -> Document {
+        Document {
+            id: self.id,
+            version: self.version,
+            body,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            expires_at: self.expires_at,
+        }
+    }
+}
+
 impl Row {
     fn into_doc(self) -> Document {
         Document {
@@ -200,9 +225,9 @@ impl Engine for PgStore {
         let sql = format!(
             "UPDATE {table} SET body = $1, version = version + 1, updated_at = $2 \
              WHERE id = $3 AND (expires_at IS NULL OR expires_at > $2){version_check} \
-             RETURNING {COLS}"
+             RETURNING {META}"
         );
-        let mut q = sqlx::query_as::<_, Row>(AssertSqlSafe(sql))
+        let mut q = sqlx::query_as::<_, Meta>(AssertSqlSafe(sql))
             .bind(Json(&body))
             .bind(now_micros())
             .bind(id);
@@ -213,8 +238,8 @@ impl Engine for PgStore {
             .fetch_optional(&mut *conn)
             .await
             .map_err(|e| map_err(coll.0, e))?;
-        if let Some(row) = row {
-            return Ok(row.into_doc());
+        if let Some(meta) = row {
+            return Ok(meta.with_body(body));
         }
         // Nothing updated: tell "gone" from "moved on".
         match (Self::get(conn, coll, id).await?, expected_version) {

@@ -32,6 +32,31 @@ struct Row {
     expires_at: Option<i64>,
 }
 
+/// What an update returns: everything but the body, which the caller just gave.
+const META: &str = "id, version, created_at, updated_at, expires_at";
+
+#[derive(sqlx::FromRow)]
+struct Meta {
+    id: String,
+    version: i64,
+    created_at: i64,
+    updated_at: i64,
+    expires_at: Option<i64>,
+}
+
+impl Meta {
+    fn with_body(self, body: Value) -> Document {
+        Document {
+            id: self.id,
+            version: self.version,
+            body,
+            created_at: from_micros(self.created_at),
+            updated_at: from_micros(self.updated_at),
+            expires_at: self.expires_at.map(from_micros),
+        }
+    }
+}
+
 impl Row {
     fn into_doc(self) -> Result<Document> {
         Ok(Document {
@@ -196,9 +221,9 @@ impl Engine for SqliteStore {
         };
         let sql = format!(
             "UPDATE {table} SET body = ?, version = version + 1, updated_at = ? \
-             WHERE id = ? AND {LIVE}{version_check} RETURNING {COLS}"
+             WHERE id = ? AND {LIVE}{version_check} RETURNING {META}"
         );
-        let mut q = sqlx::query_as::<_, Row>(AssertSqlSafe(sql))
+        let mut q = sqlx::query_as::<_, Meta>(AssertSqlSafe(sql))
             .bind(serde_json::to_string(&body)?)
             .bind(now)
             .bind(id)
@@ -210,8 +235,8 @@ impl Engine for SqliteStore {
             .fetch_optional(&mut *conn)
             .await
             .map_err(|e| map_err(coll.0, e))?;
-        if let Some(row) = row {
-            return row.into_doc();
+        if let Some(meta) = row {
+            return Ok(meta.with_body(body));
         }
         // Nothing updated: tell "gone" from "moved on".
         let found = Self::get(conn, coll, id).await?;

@@ -7,147 +7,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::{Running, start, wait_healthy};
-
-const ADMIN: &str = "admin@example.com";
-const PASSWORD: &str = "e2e-admin-password";
-
-struct Hub {
-    base: String,
-    http: reqwest::Client,
-    token: String,
-}
-
-impl Hub {
-    /// The hub on `data_dir`, healthy, with the admin logged in.
-    async fn start(data_dir: &std::path::Path) -> (Running, Hub) {
-        Self::start_with(data_dir, &[]).await
-    }
-
-    /// As [`Hub::start`], with more environment.
-    async fn start_with(data_dir: &std::path::Path, extra: &[(&str, &str)]) -> (Running, Hub) {
-        let mut env = vec![
-            ("IAM_ACC_ADMIN_USERNAME", ADMIN),
-            ("IAM_ACC_ADMIN_PASSWORD", PASSWORD),
-        ];
-        env.extend_from_slice(extra);
-        let (running, base) = start(data_dir, &env);
-        wait_healthy(&base).await;
-        let http = reqwest::Client::new();
-        let login: Value = http
-            .post(format!("{base}/login"))
-            .json(&json!({"username": ADMIN, "password": PASSWORD}))
-            .send()
-            .await
-            .expect("login")
-            .json()
-            .await
-            .expect("json");
-        let token = login["token"].as_str().expect("a token").to_owned();
-        (running, Hub { base, http, token })
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        let res = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .expect("GET");
-        assert!(res.status().is_success(), "GET {path}: {}", res.status());
-        res.json().await.expect("json")
-    }
-
-    async fn post(&self, path: &str, body: &Value) -> Value {
-        let res = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .json(body)
-            .send()
-            .await
-            .expect("POST");
-        assert!(res.status().is_success(), "POST {path}: {}", res.status());
-        res.json().await.expect("json")
-    }
-
-    /// The id of the builtin component with this distribution name.
-    async fn builtin(&self, name: &str) -> String {
-        let list = self.get("/components?page%5Bsize%5D=100").await;
-        list["data"]
-            .as_array()
-            .expect("components")
-            .iter()
-            .find(|c| c["distribution"]["name"] == name)
-            .and_then(|c| c["id"].as_str())
-            .unwrap_or_else(|| panic!("builtin {name} is listed"))
-            .to_owned()
-    }
-
-    /// Polls the flow until its status is `want` (at most 10 s).
-    async fn wait_status(&self, id: &str, want: &str) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let flow = self.get(&format!("/flows/{id}")).await;
-            if flow["data"]["status"] == want {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "flow stayed {} instead of {want}",
-                flow["data"]["status"]
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-/// Posts to `/hook/{flow}` until the webhooks service has seen the flow become active (it
-/// learns that from the bus, a moment after the flow repository does).
-async fn wait_for_hook(hub: &Hub, flow: &str, body: &Value) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let res = hub
-            .http
-            .post(format!("{}/hook/{flow}", hub.base))
-            .json(body)
-            .send()
-            .await
-            .expect("POST /hook");
-        if res.status().is_success() {
-            return res.json().await.expect("json");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the webhook still answers {}",
-            res.status()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Polls the flow's executions until the newest has `status` (at most 10 s); returns it.
-async fn wait_execution(hub: &Hub, flow: &str, status: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let list = hub
-            .get(&format!("/executions?filter%5BflowId%5D={flow}"))
-            .await;
-        if let Some(newest) = list["data"].as_array().and_then(|a| a.first())
-            && newest["status"] == status
-        {
-            return newest.clone();
-        }
-        assert!(Instant::now() < deadline, "no {status} execution: {list}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+use crate::hub::{ADMIN, Backend, Hub, PASSWORD, wait_execution, wait_for_hook};
 
 #[tokio::test]
 async fn a_flow_of_builtin_steps_goes_through_its_lifecycle() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (_running, hub) = Hub::start(dir.path()).await;
+    let (_running, hub) = Hub::start(dir.path(), &Backend::Embedded).await;
 
     let flow = json!({
         "name": "e2e",
@@ -208,7 +73,7 @@ async fn a_flow_of_builtin_steps_goes_through_its_lifecycle() {
 #[tokio::test]
 async fn a_flow_with_a_bad_step_configuration_does_not_start() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (_running, hub) = Hub::start(dir.path()).await;
+    let (_running, hub) = Hub::start(dir.path(), &Backend::Embedded).await;
     let flow = json!({
         "name": "broken",
         "graph": {
@@ -265,7 +130,7 @@ async fn ils_merges_partial_records_validated_against_an_imported_oih_model() {
             .expect("run oih metadata import");
         assert!(out.status.success(), "{out:?}");
     }
-    let (_running, hub) = Hub::start(dir.path()).await;
+    let (_running, hub) = Hub::start(dir.path(), &Backend::Embedded).await;
 
     let domains = hub.get("/api/v1/domains").await;
     let domain = domains["data"]
@@ -306,58 +171,9 @@ async fn ils_merges_partial_records_validated_against_an_imported_oih_model() {
 }
 
 #[tokio::test]
-async fn a_webhook_caller_gets_the_flows_reply() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (_running, hub) = Hub::start(dir.path()).await;
-    let flow = json!({
-        "name": "e2e-reply",
-        "graph": {
-            "nodes": [
-                {"id": "hook", "componentId": hub.builtin("webhook").await, "function": "receive"},
-                {"id": "shape", "componentId": hub.builtin("jsonata").await, "function": "transform",
-                 "fields": {"expression": "{\"name\": first & \" \" & last, \"total\": price * qty}"}},
-                {"id": "big", "componentId": hub.builtin("filter").await, "function": "filter",
-                 "fields": {"condition": "total >= 10"}},
-                {"id": "answer", "componentId": hub.builtin("webhook-reply").await, "function": "reply",
-                 "fields": {"statusCode": 201}}
-            ],
-            "edges": [
-                {"source": "hook", "target": "shape"},
-                {"source": "shape", "target": "big"},
-                {"source": "big", "target": "answer"}
-            ]
-        }
-    });
-    let created = hub.post("/flows", &flow).await;
-    let id = created["data"]["id"].as_str().expect("flow id").to_owned();
-    hub.post(&format!("/flows/{id}/start"), &json!({})).await;
-    hub.wait_status(&id, "active").await;
-
-    let order = json!({"first": "Ada", "last": "Lovelace", "price": 4, "qty": 3});
-    let replied = wait_for_hook(&hub, &id, &order).await;
-    assert_eq!(replied, json!({"name": "Ada Lovelace", "total": 12}));
-
-    // Filtered out before the reply step: the caller hears that the execution ended.
-    let res = hub
-        .http
-        .post(format!("{}/hook/{id}", hub.base))
-        .json(&json!({"first": "A", "last": "B", "price": 1, "qty": 1}))
-        .send()
-        .await
-        .expect("POST /hook");
-    assert_eq!(res.status(), reqwest::StatusCode::NO_CONTENT);
-    let execution = res.headers()["x-oih-execution-id"]
-        .to_str()
-        .expect("execution id")
-        .to_owned();
-    let record = hub.get(&format!("/executions/{execution}")).await;
-    assert_eq!(record["data"]["status"], "succeeded", "{record}");
-}
-
-#[tokio::test]
 async fn a_protected_webhook_takes_basic_credentials_checked_by_iam() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (_running, hub) = Hub::start(dir.path()).await;
+    let (_running, hub) = Hub::start(dir.path(), &Backend::Embedded).await;
     let flow = json!({
         "name": "e2e-basic",
         "flowSettings": {"webhooks": {"requireWebhookAuth": true}},
@@ -396,71 +212,6 @@ async fn a_protected_webhook_takes_basic_credentials_checked_by_iam() {
     assert_eq!(refused.status(), reqwest::StatusCode::FORBIDDEN);
 }
 
-/// A 2xx from a hook means the message is kept: the hub killed while a step works on it
-/// finishes the execution after a restart (the step's input is delivered again).
-#[tokio::test]
-async fn an_execution_cut_by_a_crash_finishes_after_the_restart() {
-    use wiremock::matchers::method;
-    use wiremock::{Mock, MockServer, ResponseTemplate};
-
-    let remote = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"stored": true}))
-                .set_delay(Duration::from_secs(2)),
-        )
-        .mount(&remote)
-        .await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (mut running, hub) = Hub::start(dir.path()).await;
-    let flow = json!({
-        "name": "e2e-crash",
-        "graph": {
-            "nodes": [
-                {"id": "hook", "componentId": hub.builtin("webhook").await, "function": "receive"},
-                {"id": "call", "componentId": hub.builtin("http-request").await, "function": "request",
-                 "fields": {"method": "POST", "url": format!("'{}/orders'", remote.uri()), "timeout": 10000}},
-                {"id": "done", "componentId": hub.builtin("log").await, "function": "log"}
-            ],
-            "edges": [{"source": "hook", "target": "call"}, {"source": "call", "target": "done"}]
-        }
-    });
-    let created = hub.post("/flows", &flow).await;
-    let id = created["data"]["id"].as_str().expect("flow id").to_owned();
-    hub.post(&format!("/flows/{id}/start"), &json!({})).await;
-    hub.wait_status(&id, "active").await;
-    wait_for_hook(&hub, &id, &json!({"order": 7})).await;
-
-    // Kill the hub while the remote call is in flight.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while remote
-        .received_requests()
-        .await
-        .unwrap_or_default()
-        .is_empty()
-    {
-        assert!(Instant::now() < deadline, "the step never called out");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    running.0.kill().expect("SIGKILL");
-    running.0.wait().expect("reaped");
-    drop(running);
-
-    let (_running, hub) = Hub::start(dir.path()).await;
-    let execution = wait_execution(&hub, &id, "succeeded").await;
-    assert_eq!(
-        execution["steps"]["done"]["status"], "succeeded",
-        "{execution}"
-    );
-    let calls = remote.received_requests().await.unwrap_or_default();
-    assert!(
-        calls.len() >= 2,
-        "the step ran again: {} calls",
-        calls.len()
-    );
-}
-
 /// A flow step's token (the `apiKey` of its `orchestratorToken`) reads its own secret, raw,
 /// and nothing else of the hub.
 #[tokio::test]
@@ -469,7 +220,12 @@ async fn a_step_token_reads_only_its_own_secret() {
 
     const KEY: &str = "e2e-step-token-key-0123456789abcdef";
     let dir = tempfile::tempdir().expect("tempdir");
-    let (_running, hub) = Hub::start_with(dir.path(), &[("ORCHESTRATOR_TOKEN_SECRET", KEY)]).await;
+    let (_running, hub) = Hub::start_with(
+        dir.path(),
+        &Backend::Embedded,
+        &[("ORCHESTRATOR_TOKEN_SECRET", KEY)],
+    )
+    .await;
     let secret = |name: &str| json!({"data": {"name": name, "type": "SIMPLE", "value": {"username": "u", "passphrase": "p4ss"}}});
     let own = hub.post("/api/v1/secrets", &secret("crm")).await;
     let own = own["data"]["_id"].as_str().expect("id").to_owned();

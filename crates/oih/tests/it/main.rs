@@ -4,5 +4,7 @@ mod admin;
 mod cli;
 mod client;
 mod e2e;
+mod hub;
+mod runtime;
 mod serve;
 mod support;
