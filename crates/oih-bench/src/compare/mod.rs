@@ -176,13 +176,14 @@ pub async fn run(args: CompareArgs) -> Result<()> {
         machine["cpu"].as_str().unwrap_or("?")
     );
 
-    // Scenario (a) and the client-count half of (f): one flow, every system.
-    let running = start_all(&systems, &ctx, &generator, 1).await?;
-    warm_up(&running, &generator, &plan).await?;
-    let mut rows = Vec::new();
-    for &concurrency in &plan.concurrency {
-        rows.extend(measure(&running, &generator, &plan, Mode::Closed { concurrency }).await?);
-    }
+    // Scenario (a) and the client-count half of (f): one flow, every system. Hubs on one
+    // RabbitMQ cannot run side by side (they would share OIH's fixed queue names), so
+    // oih-ferryman (scenario d) takes its turn once oih-pg has stopped.
+    let (later, together): (Vec<Kind>, Vec<Kind>) = systems.iter().partition(|&&k| {
+        k == Kind::OihFerryman && systems.iter().any(|&o| o != k && o.is_external())
+    });
+    let running = start_all(&together, &ctx, &generator, 1).await?;
+    let mut rows = client_loads(&running, &generator, &plan).await?;
     let rate = match (args.quick, args.rate) {
         (true, _) => 5,
         (false, Some(rate)) => rate,
@@ -193,8 +194,14 @@ pub async fn run(args: CompareArgs) -> Result<()> {
         max_in_flight: args.max_in_flight,
     };
     rows.extend(measure(&running, &generator, &plan, open).await?);
-    let startups = running.iter().map(startup).collect();
+    let mut startups: Vec<Startup> = running.iter().map(startup).collect();
     drop(running);
+    if !later.is_empty() {
+        let running = start_all(&later, &ctx, &generator, 1).await?;
+        rows.extend(client_loads(&running, &generator, &plan).await?);
+        rows.extend(measure(&running, &generator, &plan, open).await?);
+        startups.extend(running.iter().map(startup));
+    }
 
     // The flow-count half of (f): n8n is left out (creating a thousand workflows through its
     // API alone takes longer than the whole comparison), and so is oih-ferryman (a thousand
@@ -309,6 +316,16 @@ async fn start_all(
         running.push(system);
     }
     Ok(running)
+}
+
+/// Warms the systems up, then measures them at each closed-loop client count.
+async fn client_loads(running: &[Running], generator: &Generator, plan: &Plan) -> Result<Vec<Row>> {
+    warm_up(running, generator, plan).await?;
+    let mut rows = Vec::new();
+    for &concurrency in &plan.concurrency {
+        rows.extend(measure(running, generator, plan, Mode::Closed { concurrency }).await?);
+    }
+    Ok(rows)
 }
 
 /// Lets each system warm up (JIT compilation, connection pools) at the highest load.

@@ -1,6 +1,7 @@
 //! Executions along the graph: inputs, fan-out, routing, errors and the counters.
 
 use oih_bus::{ConsumeOptions, QueueOptions};
+use oih_orchestrator::Config;
 use oih_orchestrator::topology::{COLLECTOR, FlowNames};
 use serde_json::json;
 
@@ -268,5 +269,55 @@ async fn step_inputs_carry_oihs_headers_and_reach_the_collector(mut hub: Hub) {
     }
     seen.sort();
     assert_eq!(seen, ["step_1", "step_2", "step_3"]);
+    hub.shutdown().await;
+}
+
+/// A step that overruns the step timeout fails its input, which is dead-lettered, and the
+/// step goes on with its next input.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_past_its_timeout_fails_and_dead_letters_its_input() {
+    // A server that accepts connections and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = silent.local_addr().expect("address");
+    let _server = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    let mut hub = Hub::start_with(Config {
+        step_timeout_secs: 1,
+        ..Config::default()
+    })
+    .await;
+    let flow = flow(
+        TENANT,
+        "userId",
+        vec![
+            node("step_1", "noop", json!({})),
+            node(
+                "step_2",
+                "http-request",
+                json!({"url": format!("'http://{addr}/slow'"), "timeout": 60000, "retries": 0}),
+            ),
+            node("step_3", "log", json!({})),
+        ],
+        &[("step_1", "step_2"), ("step_2", "step_3")],
+    );
+    hub.started(&flow).await;
+    for n in 1..=2 {
+        let exec = hub.execute(&flow, json!({"n": n})).await;
+        let execution = hub.finished(&exec).await;
+        assert_eq!(execution["status"], "failed", "{execution}");
+        let message = execution["error"]["message"].as_str().expect("message");
+        assert!(message.contains("did not finish within 1 s"), "{message}");
+        assert_eq!(
+            execution["steps"]["step_2"]["deadLettered"], 1,
+            "{execution}"
+        );
+        assert!(execution["steps"].get("step_3").is_none(), "{execution}");
+    }
     hub.shutdown().await;
 }

@@ -55,10 +55,19 @@ pub struct Hub {
 
 impl Hub {
     pub async fn start() -> Hub {
+        Self::start_with(Config {
+            component_prefetch: 4,
+            ..Config::default()
+        })
+        .await
+    }
+
+    /// The hub on SQLite with `config`.
+    pub async fn start_with(config: Config) -> Hub {
         let backend = oih_store::open(Some("sqlite::memory:"), Path::new("."))
             .await
             .expect("store");
-        Self::on(backend.docs, backend.log, None).await
+        Self::on(backend.docs, backend.log, config, None).await
     }
 
     pub async fn start_postgres() -> Option<Hub> {
@@ -67,17 +76,22 @@ impl Hub {
         let backend = oih_store::open(Some(schema.url()), Path::new("."))
             .await
             .expect("store");
-        Some(Self::on(backend.docs, backend.log, Some(schema)).await)
-    }
-
-    async fn on(docs: Arc<dyn DocStore>, log: Arc<dyn MessageLog>, pg: Option<PgSchema>) -> Hub {
-        let bus: Arc<dyn MessageBus> = EmbeddedBus::open(log, Default::default())
-            .await
-            .expect("bus");
         let config = Config {
             component_prefetch: 4,
             ..Config::default()
         };
+        Some(Self::on(backend.docs, backend.log, config, Some(schema)).await)
+    }
+
+    async fn on(
+        docs: Arc<dyn DocStore>,
+        log: Arc<dyn MessageLog>,
+        config: Config,
+        pg: Option<PgSchema>,
+    ) -> Hub {
+        let bus: Arc<dyn MessageBus> = EmbeddedBus::open(log, Default::default())
+            .await
+            .expect("bus");
         let components = Arc::new(BuiltinIdResolver::new());
         Self::with(docs, bus, components, config, pg).await
     }
