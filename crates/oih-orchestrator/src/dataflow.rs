@@ -252,10 +252,18 @@ impl Dataflow {
     }
 
     /// The backchannel lane of a message: a hash of its execution id, the same for every
-    /// message of one execution.
+    /// message of one execution. Builtin steps send the id as a header; only Ferryman's
+    /// messages need their `orchestratorToken` read for it.
     pub fn lane_of(&self, delivery: &Delivery) -> u64 {
         let mut hasher = std::hash::DefaultHasher::new();
-        self.step_headers(delivery).flow_exec_id.hash(&mut hasher);
+        match delivery.headers().get("flowExecId").and_then(Value::as_str) {
+            Some(id) => Some(id).hash(&mut hasher),
+            None => self
+                .step_headers(delivery)
+                .flow_exec_id
+                .as_deref()
+                .hash(&mut hasher),
+        }
         hasher.finish()
     }
 
@@ -299,11 +307,11 @@ impl Dataflow {
                 execution = exec,
                 "backchannel message for an unknown execution"
             ),
-            Some((Status::Running, after)) if after.status != Status::Running => {
+            Some((Status::Running, Some(ended))) => {
                 if announce_later {
-                    self.announce_later(after.flow_exec_id);
+                    self.announce_later(ended.flow_exec_id);
                 } else {
-                    self.finished(&after).await?;
+                    self.finished(&ended).await?;
                 }
             }
             Some(_) => {}

@@ -1,5 +1,6 @@
 //! The workers: OIH's event-bus handlers of the `component-orchestrator` queue
-//! (`flow.starting`, `flow.stopping`, `flow.execute`), and the two backchannel consumers.
+//! (`flow.starting`, `flow.stopping`, `flow.execute`), and the backchannel consumer with its
+//! lanes.
 //!
 //! An event or backchannel message is acknowledged once handled; retried after a pause when the
 //! store or the bus failed (nothing accepted is lost); dead-lettered when it is malformed.

@@ -432,13 +432,14 @@ impl ExecutionStore {
         docs.into_iter().map(|d| from_json(d.body)).collect()
     }
 
-    /// Applies `change` to the execution and returns its status before and the execution
-    /// after; `None` when there is no such execution.
+    /// Applies `change` to the execution and returns its status before, and the execution
+    /// after when it is no longer running (a running one stays in memory, uncopied); `None`
+    /// when there is no such execution.
     pub async fn modify(
         &self,
         id: &str,
         change: impl Fn(&mut Execution),
-    ) -> Result<Option<(Status, Execution)>, StoreError> {
+    ) -> Result<Option<(Status, Option<Execution>)>, StoreError> {
         let mut cached = self.hot.take(id);
         loop {
             let (version, mut execution) = match cached.take() {
@@ -453,9 +454,10 @@ impl ExecutionStore {
             match self.write(version, &execution).await {
                 Ok(version) => {
                     if execution.status == Status::Running {
-                        self.hot.keep(version, execution.clone());
+                        self.hot.keep(version, execution);
+                        return Ok(Some((before, None)));
                     }
-                    return Ok(Some((before, execution)));
+                    return Ok(Some((before, Some(execution))));
                 }
                 // Changed elsewhere (or the memory was stale): read it again.
                 Err(StoreError::Conflict { .. }) => continue,
