@@ -99,6 +99,9 @@ impl Generator {
             .http1_only()
             .tcp_nodelay(true)
             .pool_max_idle_per_host(1024)
+            // Node.js closes a keep-alive connection idle for 5 s; a pooled one older than
+            // that would fail the first request after a pause (the systems take turns).
+            .pool_idle_timeout(Duration::from_secs(2))
             .timeout(timeout)
             .build()?;
         Ok(Self {
