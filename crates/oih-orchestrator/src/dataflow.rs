@@ -18,6 +18,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use crate::executions::{Execution, ExecutionStore, Status};
+use crate::inline::Ledger;
 use crate::lifecycle::{Registry, RunningFlow};
 use crate::token;
 use crate::topology::{BACKCHANNEL, ERROR_KEY, FlowNames, OUTPUT_KEY, STATE_KEY};
@@ -84,54 +85,36 @@ impl Dataflow {
             );
             return Ok(());
         };
-        let first = running.flow.graph.first_nodes();
+        let first: Vec<String> = running
+            .flow
+            .graph
+            .first_nodes()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
         let external = msg
             .metadata
             .pointer("/source/externalExecId")
             .and_then(Value::as_str)
             .filter(|id| !id.is_empty());
-        let reply_to = msg.headers.reply_to.clone();
-        let flow_exec_id = self
-            .create(&running, external, reply_to, &first, &msg.data)
-            .await?;
-        self.publish_inputs(&running, &first, &flow_exec_id, None, &msg)
-            .await
-    }
-
-    /// Stores the execution with its first inputs counted. OIH drops an execution whose
-    /// external id was used before; here it gets a fresh id instead.
-    async fn create(
-        &self,
-        running: &RunningFlow,
-        external: Option<&str>,
-        reply_to: Option<String>,
-        first: &[&str],
-        data: &Value,
-    ) -> Result<String, StoreError> {
+        // OIH drops an execution whose external id was used before; here it gets a fresh id
+        // when it is stored (before any queued step sees it).
+        let id = external.map_or_else(wire::new_id, str::to_owned);
         let flow = &running.flow;
-        let mut id = external.map_or_else(wire::new_id, str::to_owned);
-        loop {
-            let mut execution = Execution::new(
-                id.clone(),
-                flow.id.clone(),
-                flow.tenant.clone(),
-                flow.owners.clone(),
-            );
-            execution.reply_to.clone_from(&reply_to);
-            execution.inputs(first);
-            for step in first {
-                execution.sample_input(step, data, self.capture_bytes);
-            }
-            match self.executions.insert(execution).await {
-                Ok(()) => return Ok(id),
-                Err(StoreError::Duplicate(_)) => id = wire::new_id(),
-                Err(err) => return Err(err),
-            }
-        }
+        let mut execution = Execution::new(
+            id,
+            flow.id.clone(),
+            flow.tenant.clone(),
+            flow.owners.clone(),
+        );
+        execution.reply_to.clone_from(&msg.headers.reply_to);
+        let mut ledger = Ledger::new(execution, self.capture_bytes);
+        ledger.inputs(&first, &msg.data);
+        self.forward(&running, &mut ledger, first, None, msg).await
     }
 
     /// Publishes `msg` as the input of each of `steps`, in one confirm round.
-    async fn publish_inputs(
+    pub(crate) async fn publish_inputs(
         &self,
         running: &RunningFlow,
         steps: &[&str],
@@ -165,19 +148,8 @@ impl Dataflow {
         msg: &StepMessage,
     ) -> Result<Message, DataflowError> {
         let flow = &running.flow;
-        let headers = StepHeaders {
-            task_id: Some(flow.id.clone()),
-            step_id: Some(step.to_owned()),
-            exec_id: Some(wire::new_id()),
-            flow_exec_id: Some(flow_exec_id.to_owned()),
-            thread_id,
-            message_id: Some(wire::new_id()),
-            parent_message_id: None,
-            user_id: flow.started_by.clone(),
-            tenant: flow.tenant.clone(),
-            function: flow.graph.node(step).map(|n| n.function.clone()),
-            reply_to: msg.headers.reply_to.clone(),
-        };
+        let reply_to = msg.headers.reply_to.clone();
+        let headers = self.headers_for(running, step, flow_exec_id, thread_id, reply_to);
         let mut message =
             wire::step_input(msg, &headers).map_err(|e| DataflowError::Malformed(e.to_string()))?;
         if running.token_steps.iter().any(|s| s == step)
@@ -188,6 +160,31 @@ impl Dataflow {
             message = message.with_header(wire::ORCHESTRATOR_TOKEN, token);
         }
         Ok(message)
+    }
+
+    /// OIH's headers of an input to `step`.
+    pub(crate) fn headers_for(
+        &self,
+        running: &RunningFlow,
+        step: &str,
+        flow_exec_id: &str,
+        thread_id: Option<String>,
+        reply_to: Option<String>,
+    ) -> StepHeaders {
+        let flow = &running.flow;
+        StepHeaders {
+            task_id: Some(flow.id.clone()),
+            step_id: Some(step.to_owned()),
+            exec_id: Some(wire::new_id()),
+            flow_exec_id: Some(flow_exec_id.to_owned()),
+            thread_id,
+            message_id: Some(wire::new_id()),
+            parent_message_id: None,
+            user_id: flow.started_by.clone(),
+            tenant: flow.tenant.clone(),
+            function: flow.graph.node(step).map(|n| n.function.clone()),
+            reply_to,
+        }
     }
 
     /// A message on `orchestrator_backchannel:messages`: a step's data, error or end.
@@ -228,19 +225,17 @@ impl Dataflow {
                 let mut msg = wire::parse_body(&body)
                     .map_err(|e| DataflowError::Malformed(format!("body: {e}")))?;
                 msg.headers.reply_to = headers.reply_to.clone();
-                let targets = routed_targets(&running, step, delivery.headers().get(ROUTE_TO));
-                self.publish_inputs(&running, &targets, exec, headers.thread_id.clone(), &msg)
+                let targets: Vec<String> =
+                    routed_targets(&running, step, delivery.headers().get(ROUTE_TO))
+                        .into_iter()
+                        .map(str::to_owned)
+                        .collect();
+                let mut ledger = Ledger::stored(exec, self.capture_bytes);
+                ledger.emitted(step, &msg.data);
+                ledger.inputs(&targets, &msg.data);
+                let thread_id = headers.thread_id.clone();
+                self.forward(&running, &mut ledger, targets, thread_id, msg)
                     .await?;
-                let limit = self.capture_bytes;
-                self.count(exec, |e| {
-                    e.emitted(step);
-                    e.sample_output(step, &msg.data, limit);
-                    e.inputs(&targets);
-                    for target in &targets {
-                        e.sample_input(target, &msg.data, limit);
-                    }
-                })
-                .await?;
             }
             key if is_rebound(key) => {
                 tracing::info!(step, execution = exec, "step input rebounded");
@@ -286,7 +281,7 @@ impl Dataflow {
         headers
     }
 
-    async fn count(
+    pub(crate) async fn count(
         &self,
         exec: &str,
         change: impl Fn(&mut Execution),
@@ -337,9 +332,9 @@ impl Dataflow {
     }
 
     /// Announces an execution's end: `flow.execution.finished` on the event bus (snapshots are
-    /// purged on it), and to a caller still waiting for a reply, the outcome, so that it is
-    /// answered now rather than at its timeout when no step replied.
-    async fn finished(&self, execution: &Execution) -> Result<(), DataflowError> {
+    /// purged on it), and to a caller that may still wait for a reply, the outcome, so that it
+    /// is answered now rather than at its timeout when no step replied.
+    pub(crate) async fn finished(&self, execution: &Execution) -> Result<(), DataflowError> {
         let status = serde_json::to_value(execution.status).unwrap_or(Value::Null);
         let outcome = json!({
             "flowExecId": execution.flow_exec_id,
@@ -347,7 +342,7 @@ impl Dataflow {
             "status": status,
             "error": execution.error,
         });
-        if let Some(reply_to) = &execution.reply_to {
+        if let Some(reply_to) = execution.reply_to.as_ref().filter(|_| !execution.replied) {
             let note = Message::json(&json!({ "executionFinished": outcome }));
             self.bus.publish(BACKCHANNEL, reply_to, note).await?;
         }
@@ -375,7 +370,11 @@ fn ids(headers: &StepHeaders) -> Result<(&str, &str, &str), DataflowError> {
 }
 
 /// The targets of the step's outgoing edges; a routed message goes only to those it names.
-fn routed_targets<'a>(running: &'a RunningFlow, step: &str, route: Option<&Value>) -> Vec<&'a str> {
+pub(crate) fn routed_targets<'a>(
+    running: &'a RunningFlow,
+    step: &str,
+    route: Option<&Value>,
+) -> Vec<&'a str> {
     let targets = running.flow.graph.targets_of(step);
     match route.and_then(Value::as_array) {
         Some(names) => targets

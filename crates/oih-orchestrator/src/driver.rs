@@ -45,6 +45,10 @@ pub trait Runner: Send {
     fn needs_token(&self) -> bool {
         false
     }
+    /// The step, when the dataflow may run it in place of a queue hop ([`Step::inline`]).
+    fn inline(&self) -> Option<InlineStep> {
+        None
+    }
     /// Starts consuming; the task ends once `cancel` fired and the messages in hand are done.
     fn start(self: Box<Self>, cancel: CancellationToken) -> JoinHandle<()>;
 }
@@ -56,6 +60,7 @@ pub struct BuiltinDriver {
     ctx: StepContext,
     prefetch: u16,
     timeout: Duration,
+    inline: bool,
 }
 
 impl BuiltinDriver {
@@ -73,7 +78,15 @@ impl BuiltinDriver {
             ctx: StepContext::new(http),
             prefetch: prefetch.max(1),
             timeout,
+            inline: true,
         }
+    }
+
+    /// Whether the dataflow may run the steps that allow it in place ([`Step::inline`]).
+    #[must_use]
+    pub fn inline(mut self, inline: bool) -> Self {
+        self.inline = inline;
+        self
     }
 }
 
@@ -109,6 +122,7 @@ impl Driver for BuiltinDriver {
             }),
             queue: names.messages_queue(&node.id),
             prefetch,
+            inline: self.inline,
         }))
     }
 }
@@ -141,6 +155,7 @@ struct BuiltinRunner {
     shared: Arc<Shared>,
     queue: String,
     prefetch: u16,
+    inline: bool,
 }
 
 /// What the message handlers of one node share.
@@ -164,6 +179,10 @@ impl Runner for BuiltinRunner {
 
     fn replies(&self) -> bool {
         self.shared.step.replies()
+    }
+
+    fn inline(&self) -> Option<InlineStep> {
+        (self.inline && self.shared.step.inline()).then(|| InlineStep(self.shared.clone()))
     }
 
     fn start(self: Box<Self>, cancel: CancellationToken) -> JoinHandle<()> {
@@ -203,6 +222,24 @@ impl BuiltinRunner {
             log_panic(done);
         }
         drop(consumer);
+    }
+}
+
+/// A builtin step that the dataflow runs itself, without the queue hop to its runner (which
+/// still consumes the step's queue, for messages that arrive there).
+#[derive(Clone)]
+pub struct InlineStep(Arc<Shared>);
+
+impl InlineStep {
+    /// The step's emits for `msg`, the last one its `end`; a failure, panic or overrun is an
+    /// error, as when the runner runs it.
+    pub async fn run(&self, msg: StepMessage) -> Vec<Emit> {
+        self.0.clone().run(msg).await
+    }
+
+    /// The routing key of the step's snapshots on the collector exchange.
+    pub fn snapshot_key(&self) -> &str {
+        &self.0.snapshot_key
     }
 }
 
@@ -307,21 +344,14 @@ impl Shared {
                         tracing::warn!(step = ?input.step_id, "httpReply without reply_to dropped");
                         continue;
                     };
-                    let headers_map: serde_json::Map<String, Value> = reply_headers
-                        .into_iter()
-                        .map(|(k, v)| (k, Value::String(v)))
-                        .collect();
-                    let body = json!({"statusCode": status, "headers": headers_map, "body": body});
-                    (
-                        BACKCHANNEL,
-                        reply_to,
-                        message(&headers, &body).with_header(PROTOCOL_VERSION, 1),
-                    )
+                    let msg = reply_message(&headers, status, reply_headers, body);
+                    (BACKCHANNEL, reply_to, msg)
                 }
-                Emit::Snapshot(state) => {
-                    let msg = message(&headers, &state).with_header("snapshotEvent", "snapshot");
-                    (COLLECTOR, self.snapshot_key.clone(), msg)
-                }
+                Emit::Snapshot(state) => (
+                    COLLECTOR,
+                    self.snapshot_key.clone(),
+                    snapshot_message(&headers, &state),
+                ),
             };
             if exchange != batch_exchange && !batch.is_empty() {
                 self.bus
@@ -357,6 +387,26 @@ fn message(headers: &StepHeaders, body: &Value) -> Message {
     let mut message = Message::json(body);
     message.properties.headers = wire::to_headers(&headers);
     message
+}
+
+/// A step's answer to the waiting webhook caller, as Ferryman's `httpReply` sends it.
+pub(crate) fn reply_message(
+    headers: &StepHeaders,
+    status: u16,
+    reply_headers: Vec<(String, String)>,
+    body: Value,
+) -> Message {
+    let headers_map: serde_json::Map<String, Value> = reply_headers
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    let body = json!({"statusCode": status, "headers": headers_map, "body": body});
+    message(headers, &body).with_header(PROTOCOL_VERSION, 1)
+}
+
+/// A step's snapshot for the collector exchange.
+pub(crate) fn snapshot_message(headers: &StepHeaders, state: &Value) -> Message {
+    message(headers, state).with_header("snapshotEvent", "snapshot")
 }
 
 fn data(

@@ -86,6 +86,10 @@ pub struct Execution {
     /// Where the waiting webhook caller expects its answer; told when the execution ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<String>,
+    /// A step run in place answered that caller (steps behind a queue answer it directly,
+    /// unseen here).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replied: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     #[serde(default)]
@@ -112,6 +116,7 @@ impl Execution {
             error: None,
             steps: BTreeMap::new(),
             reply_to: None,
+            replied: false,
             created_at: now,
             updated_at: now,
             finished_at: None,
@@ -259,19 +264,24 @@ pub struct ExecutionStore {
     writes: mpsc::UnboundedSender<Write>,
 }
 
-/// A record update waiting for the group commit, and who waits for its outcome (the new
+/// A record write waiting for the group commit, and who waits for its outcome (the new
 /// version).
 struct Write {
     id: String,
-    version: i64,
+    op: Op,
     body: Value,
     done: oneshot::Sender<Result<i64, StoreError>>,
 }
 
-/// Most updates committed in one transaction.
+enum Op {
+    Insert { expires_at: Option<DateTime<Utc>> },
+    Update { version: i64 },
+}
+
+/// Most writes committed in one transaction.
 const MAX_GROUP: usize = 256;
 
-/// Writes the queued updates, all that are waiting in one transaction, until every
+/// Writes the queued records, all that are waiting in one transaction, until every
 /// [`ExecutionStore`] is gone (so it needs no cancellation of its own: the service's
 /// workers and routes hold the senders and drop them when they stop).
 async fn run_writer(docs: Arc<dyn DocStore>, mut queue: mpsc::UnboundedReceiver<Write>) {
@@ -284,12 +294,12 @@ async fn run_writer(docs: Arc<dyn DocStore>, mut queue: mpsc::UnboundedReceiver<
             }
         }
         if group.len() == 1 {
-            let write = group.pop().expect("one write");
-            let outcome = docs
-                .update(EXECUTIONS, &write.id, Some(write.version), write.body)
-                .await
-                .map(|doc| doc.version);
-            let _ = write.done.send(outcome);
+            let Write { id, op, body, done } = group.pop().expect("one write");
+            let outcome = match op {
+                Op::Insert { expires_at } => docs.insert(EXECUTIONS, &id, body, expires_at).await,
+                Op::Update { version } => docs.update(EXECUTIONS, &id, Some(version), body).await,
+            };
+            let _ = done.send(outcome.map(|doc| doc.version));
             continue;
         }
         match write_group(docs.as_ref(), &mut group).await {
@@ -308,7 +318,7 @@ async fn run_writer(docs: Arc<dyn DocStore>, mut queue: mpsc::UnboundedReceiver<
     }
 }
 
-/// The group's updates in one transaction: each one's outcome, or the transaction's error
+/// The group's writes in one transaction: each one's outcome, or the transaction's error
 /// (then none was written).
 async fn write_group(
     docs: &dyn DocStore,
@@ -318,11 +328,11 @@ async fn write_group(
     let mut outcomes = Vec::with_capacity(group.len());
     for write in group.iter_mut() {
         let body = std::mem::take(&mut write.body);
-        let outcome = tx
-            .update(EXECUTIONS, &write.id, Some(write.version), body)
-            .await
-            .map(|doc| doc.version);
-        outcomes.push(outcome);
+        let outcome = match write.op {
+            Op::Insert { expires_at } => tx.insert(EXECUTIONS, &write.id, body, expires_at).await,
+            Op::Update { version } => tx.update(EXECUTIONS, &write.id, Some(version), body).await,
+        };
+        outcomes.push(outcome.map(|doc| doc.version));
     }
     tx.commit().await?;
     Ok(outcomes)
@@ -382,12 +392,12 @@ impl ExecutionStore {
         })
     }
 
-    /// Writes `execution` over `version` through the group commit; the new version.
-    async fn write(&self, version: i64, execution: &Execution) -> Result<i64, StoreError> {
+    /// Writes `execution` through the group commit; the new version.
+    async fn write(&self, op: Op, execution: &Execution) -> Result<i64, StoreError> {
         let (done, outcome) = oneshot::channel();
         let write = Write {
             id: execution.flow_exec_id.clone(),
-            version,
+            op,
             body: to_json(execution)?,
             done,
         };
@@ -397,17 +407,13 @@ impl ExecutionStore {
     }
 
     /// Stores a new execution under its `flowExecId`; `StoreError::Duplicate` if it is taken.
+    /// A running one stays in memory for the changes to come.
     pub async fn insert(&self, execution: Execution) -> Result<(), StoreError> {
-        let doc = self
-            .docs
-            .insert(
-                EXECUTIONS,
-                &execution.flow_exec_id,
-                to_json(&execution)?,
-                self.retention.map(|r| execution.created_at + r),
-            )
-            .await?;
-        self.hot.keep(doc.version, execution);
+        let expires_at = self.retention.map(|r| execution.created_at + r);
+        let version = self.write(Op::Insert { expires_at }, &execution).await?;
+        if execution.status == Status::Running {
+            self.hot.keep(version, execution);
+        }
         Ok(())
     }
 
@@ -451,7 +457,7 @@ impl ExecutionStore {
             };
             let before = execution.status;
             change(&mut execution);
-            match self.write(version, &execution).await {
+            match self.write(Op::Update { version }, &execution).await {
                 Ok(version) => {
                     if execution.status == Status::Running {
                         self.hot.keep(version, execution);

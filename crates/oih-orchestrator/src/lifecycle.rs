@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::deployed::Deployed;
-use crate::driver::{Driver, Runner};
+use crate::driver::{Driver, InlineStep, Runner};
 use crate::model::Flow;
 use crate::resolve::ComponentResolver;
 use crate::topology;
@@ -31,6 +31,8 @@ pub struct RunningFlow {
     pub sync_reply: bool,
     /// The steps whose inputs carry an `orchestratorToken`.
     pub token_steps: Vec<String>,
+    /// The steps the dataflow runs in place of a queue hop, by node id.
+    pub inline: HashMap<String, InlineStep>,
     cancel: CancellationToken,
     runners: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -168,6 +170,13 @@ impl Lifecycle {
             .filter(|(_, runner)| runner.needs_token())
             .map(|(node, _)| node.id.clone())
             .collect();
+        let inline = flow
+            .graph
+            .nodes
+            .iter()
+            .zip(&runners)
+            .filter_map(|(node, runner)| Some((node.id.clone(), runner.inline()?)))
+            .collect();
         // Recorded before anything runs: a flow that runs is always restored after a restart.
         self.deployed.save(&flow).await?;
         let cancel = self.shutdown.child_token();
@@ -179,6 +188,7 @@ impl Lifecycle {
             flow,
             sync_reply,
             token_steps,
+            inline,
             cancel,
             runners: Mutex::new(handles),
         };

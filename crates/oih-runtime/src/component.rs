@@ -113,6 +113,14 @@ pub trait Step: Send + Sync {
     fn replies(&self) -> bool {
         false
     }
+
+    /// True when the step has no effect beyond its emits and takes no time to speak of (no
+    /// I/O), so the orchestrator may run it in place of a queue hop. A crash then repeats it
+    /// together with the steps before it since the last queue, which only such steps make
+    /// harmless.
+    fn inline(&self) -> bool {
+        false
+    }
 }
 
 /// Runs `step` on `msg` the way Ferryman runs a component's `process()` (runtime.md §4.5

@@ -289,7 +289,7 @@ async fn a_step_past_its_timeout_fails_and_dead_letters_its_input() {
     });
     let mut hub = Hub::start_with(Config {
         step_timeout_secs: 1,
-        ..Config::default()
+        ..crate::support::queued()
     })
     .await;
     let flow = flow(

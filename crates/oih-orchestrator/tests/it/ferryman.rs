@@ -108,6 +108,8 @@ async fn rabbitmq_hub() -> Option<Hub> {
             stop_grace_secs: 5,
             ..ProcessConfig::default()
         },
+        // The tests follow every step's output on the bus.
+        inline_steps: false,
         ..Config::default()
     };
     Some(Hub::with(backend.docs, bus, resolver(&run_global), config, None).await)

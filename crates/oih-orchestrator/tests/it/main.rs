@@ -5,6 +5,7 @@
 mod api;
 mod executions;
 mod ferryman;
+mod inline;
 mod lifecycle;
 mod replies;
 mod support;
@@ -14,11 +15,14 @@ mod support;
 #[macro_export]
 macro_rules! engines {
     ($($name:ident),* $(,)?) => {
+        $crate::engines!(config = $crate::support::queued(); $($name),*);
+    };
+    (config = $config:expr; $($name:ident),* $(,)?) => {
         mod sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name($crate::support::Hub::start().await).await;
+                    super::$name($crate::support::Hub::start_with($config).await).await;
                 }
             )*
         }
@@ -26,7 +30,7 @@ macro_rules! engines {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    if let Some(hub) = $crate::support::Hub::start_postgres().await {
+                    if let Some(hub) = $crate::support::Hub::start_postgres_with($config).await {
                         super::$name(hub).await;
                     }
                 }

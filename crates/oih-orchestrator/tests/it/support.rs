@@ -53,15 +53,17 @@ pub struct Hub {
     _pg: Option<PgSchema>,
 }
 
-impl Hub {
-    pub async fn start() -> Hub {
-        Self::start_with(Config {
-            component_prefetch: 4,
-            ..Config::default()
-        })
-        .await
+/// The tests' configuration with no step run in place: every step's input and output
+/// travels through the bus, as in OIH.
+pub fn queued() -> Config {
+    Config {
+        component_prefetch: 4,
+        inline_steps: false,
+        ..Config::default()
     }
+}
 
+impl Hub {
     /// The hub on SQLite with `config`.
     pub async fn start_with(config: Config) -> Hub {
         let backend = oih_store::open(Some("sqlite::memory:"), Path::new("."))
@@ -70,16 +72,13 @@ impl Hub {
         Self::on(backend.docs, backend.log, config, None).await
     }
 
-    pub async fn start_postgres() -> Option<Hub> {
+    /// The hub on PostgreSQL with `config`; `None` without `OIH_TEST_DATABASE_URL`.
+    pub async fn start_postgres_with(config: Config) -> Option<Hub> {
         let base_url = oih_store::testing::pg_url()?;
         let schema = PgSchema::create(&base_url).await.expect("test schema");
         let backend = oih_store::open(Some(schema.url()), Path::new("."))
             .await
             .expect("store");
-        let config = Config {
-            component_prefetch: 4,
-            ..Config::default()
-        };
         Some(Self::on(backend.docs, backend.log, config, Some(schema)).await)
     }
 

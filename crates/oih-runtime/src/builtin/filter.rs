@@ -56,6 +56,10 @@ struct Condition(Jsonata);
 
 #[async_trait]
 impl Step for Condition {
+    fn inline(&self) -> bool {
+        true
+    }
+
     async fn process(&self, msg: StepMessage, _: &StepContext) -> Result<Vec<Emit>, StepError> {
         Ok(if self.0.test(&msg.data)? {
             vec![Emit::Data(msg)]

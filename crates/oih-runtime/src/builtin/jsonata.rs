@@ -57,6 +57,10 @@ struct Transform {
 
 #[async_trait]
 impl Step for Transform {
+    fn inline(&self) -> bool {
+        true
+    }
+
     async fn process(&self, msg: StepMessage, _: &StepContext) -> Result<Vec<Emit>, StepError> {
         // An undefined result becomes `{}`, what OIH's data defaults to.
         let data = self

@@ -62,6 +62,10 @@ struct Logger(Level);
 
 #[async_trait]
 impl Step for Logger {
+    fn inline(&self) -> bool {
+        true
+    }
+
     async fn process(&self, msg: StepMessage, _: &StepContext) -> Result<Vec<Emit>, StepError> {
         let h = &msg.headers;
         let (flow, step, exec) = (&h.task_id, &h.step_id, &h.flow_exec_id);

@@ -132,6 +132,10 @@ struct PassThrough;
 
 #[async_trait]
 impl Step for PassThrough {
+    fn inline(&self) -> bool {
+        true
+    }
+
     async fn process(&self, msg: StepMessage, _: &StepContext) -> Result<Vec<Emit>, StepError> {
         Ok(vec![Emit::Data(msg)])
     }

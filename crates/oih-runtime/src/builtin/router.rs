@@ -104,6 +104,10 @@ struct Routes {
 
 #[async_trait]
 impl Step for Routes {
+    fn inline(&self) -> bool {
+        true
+    }
+
     async fn process(&self, msg: StepMessage, _: &StepContext) -> Result<Vec<Emit>, StepError> {
         let mut to = &self.otherwise;
         for route in &self.routes {

@@ -53,6 +53,10 @@ struct Split(Jsonata);
 
 #[async_trait]
 impl Step for Split {
+    fn inline(&self) -> bool {
+        true
+    }
+
     async fn process(&self, msg: StepMessage, _: &StepContext) -> Result<Vec<Emit>, StepError> {
         let items = match self.0.evaluate(&msg.data)? {
             // Nothing selected (e.g. a filter matched no item): nothing to split.

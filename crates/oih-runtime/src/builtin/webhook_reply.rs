@@ -115,6 +115,10 @@ impl Reply {
 
 #[async_trait]
 impl Step for Reply {
+    fn inline(&self) -> bool {
+        true
+    }
+
     async fn process(&self, msg: StepMessage, _: &StepContext) -> Result<Vec<Emit>, StepError> {
         let status = self.status(&msg.data)?;
         let mut headers = self.headers.evaluate(&msg.data)?;
