@@ -149,6 +149,10 @@ impl Consumer {
         for flow in self.flows.owned(user).await? {
             self.flows.remove_owner(&flow, user).await?;
         }
+        // Versions of deleted flows stay readable by their owners; the user is not one any more.
+        for record in self.flows.deleted_owned(user).await? {
+            self.flows.remove_deleted_owner(&record, user).await?;
+        }
         for orphan in self.flows.orphans().await? {
             match orphan.status() {
                 STATUS_INACTIVE => self.delete_orphan(&orphan).await?,

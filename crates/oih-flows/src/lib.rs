@@ -3,7 +3,8 @@
 //! OIH, immutable graph versions (`/flows/{id}/versions`).
 //!
 //! - [`model`]: the flow document, OIH's validation rules and messages;
-//! - [`store`]: the `flows_flows` and `flows_versions` collections, ownership scoping;
+//! - [`store`]: the `flows_flows`, `flows_versions` and `flows_deleted` collections, ownership
+//!   scoping;
 //! - [`events`]: what the service publishes, and the worker that consumes `flow.started`,
 //!   `flow.stopped`, `flow.failed` and `iam.user.deleted`;
 //! - [`http`]: the router and handlers.

@@ -7,7 +7,11 @@
 //! - `flows_versions`: one immutable document per graph a flow has had (`{flowId, version,
 //!   graph, createdAt, createdBy}`), so an execution can name the exact graph it ran. Version 1
 //!   is the graph the flow was created with; a modification that changes the graph adds the
-//!   next one. They are removed with their flow.
+//!   next one. They outlive their flow: an execution record kept after the flow was deleted
+//!   still resolves the graph it ran.
+//! - `flows_deleted`: one document per deleted flow (its id, `owners`, `tenant`, `name`,
+//!   `graphVersion`), so the versions of a deleted flow stay readable by whoever could read
+//!   the flow, under the same ownership rule.
 
 use std::sync::Arc;
 
@@ -23,6 +27,7 @@ use crate::model::{self, GRAPH_VERSION};
 
 pub const FLOWS: Collection = Collection("flows_flows");
 pub const VERSIONS: Collection = Collection("flows_versions");
+pub const DELETED: Collection = Collection("flows_deleted");
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -170,6 +175,8 @@ impl FlowStore {
             },
         )
         .await?;
+        docs.ensure_collection(DELETED, &CollectionSpec::default())
+            .await?;
         Ok(Self { docs })
     }
 
@@ -244,18 +251,24 @@ impl FlowStore {
 
     /// Removes the owners with id `owner_id`, unless the flow changed since it was read.
     pub async fn remove_owner(&self, current: &StoredFlow, owner_id: &str) -> Result<StoredFlow> {
-        let mut body = current.body().clone();
-        if let Some(Value::Array(owners)) = body.get_mut("owners") {
-            owners.retain(|o| o.get("id").and_then(Value::as_str) != Some(owner_id));
-        }
-        self.write(current, body).await
+        self.write_to(FLOWS, current, without_owner(current, owner_id))
+            .await
     }
 
     async fn write(&self, current: &StoredFlow, body: Map<String, Value>) -> Result<StoredFlow> {
+        self.write_to(FLOWS, current, body).await
+    }
+
+    async fn write_to(
+        &self,
+        coll: Collection,
+        current: &StoredFlow,
+        body: Map<String, Value>,
+    ) -> Result<StoredFlow> {
         let doc = self
             .docs
             .update(
-                FLOWS,
+                coll,
                 current.id(),
                 Some(current.revision),
                 Value::Object(body),
@@ -264,8 +277,8 @@ impl FlowStore {
         Ok(doc.into())
     }
 
-    /// Deletes a flow and its versions, unless it changed since it was read
-    /// (`StoreError::Conflict`) or is gone (`StoreError::NotFound`).
+    /// Deletes a flow, unless it changed since it was read (`StoreError::Conflict`) or is gone
+    /// (`StoreError::NotFound`). Its versions stay, with a record of who could read the flow.
     pub async fn delete(&self, current: &StoredFlow) -> Result<()> {
         let mut tx = self.docs.begin().await?;
         // A conditional rewrite first: it fails if e.g. a start slipped in since the read, and
@@ -278,9 +291,42 @@ impl FlowStore {
         )
         .await?;
         tx.delete(FLOWS, current.id()).await?;
-        tx.delete_many(VERSIONS, &Filter::eq("flowId", current.id()))
+        let mut record = Map::new();
+        for key in ["name", "tenant", "owners", GRAPH_VERSION] {
+            if let Some(value) = current.body().get(key) {
+                record.insert(key.into(), value.clone());
+            }
+        }
+        tx.insert(DELETED, current.id(), Value::Object(record), None)
             .await?;
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// What is kept of a deleted flow (its owners and tenant), if it was deleted and `who`
+    /// could read it.
+    pub async fn get_deleted_visible(
+        &self,
+        id: &str,
+        who: &Identity,
+    ) -> Result<Option<StoredFlow>> {
+        let found = self.docs.get(DELETED, id).await?.map(StoredFlow::from);
+        Ok(found.filter(|f| f.visible_to(who)))
+    }
+
+    /// Deleted flows whose record lists `owner_id` as an owner.
+    pub async fn deleted_owned(&self, owner_id: &str) -> Result<Vec<StoredFlow>> {
+        let docs = self
+            .docs
+            .find(DELETED, &owned_by(owner_id), &FindOptions::default())
+            .await?;
+        Ok(docs.into_iter().map(StoredFlow::from).collect())
+    }
+
+    /// Removes `owner_id` from a deleted flow's record (GDPR), unless it changed meanwhile.
+    pub async fn remove_deleted_owner(&self, record: &StoredFlow, owner_id: &str) -> Result<()> {
+        self.write_to(DELETED, record, without_owner(record, owner_id))
+            .await?;
         Ok(())
     }
 
@@ -334,6 +380,14 @@ impl FlowStore {
         let found = self.docs.find(VERSIONS, &filter, &opts).await?;
         Ok(found.first().map(version_json))
     }
+}
+
+fn without_owner(current: &StoredFlow, owner_id: &str) -> Map<String, Value> {
+    let mut body = current.body().clone();
+    if let Some(Value::Array(owners)) = body.get_mut("owners") {
+        owners.retain(|o| o.get("id").and_then(Value::as_str) != Some(owner_id));
+    }
+    body
 }
 
 async fn insert_version(

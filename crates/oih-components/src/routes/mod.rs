@@ -4,6 +4,7 @@
 mod components;
 mod enrich;
 mod global;
+mod openapi;
 mod versions;
 mod virtual_components;
 
@@ -15,14 +16,12 @@ use axum::routing::{get, patch, post};
 use oih_bus::EventBus;
 use oih_http::ApiError;
 use tokio::sync::mpsc;
-use utoipa::openapi::path::{HttpMethod, OperationBuilder, PathItem, PathsBuilder};
-use utoipa::openapi::{InfoBuilder, OpenApi, OpenApiBuilder};
 
+use crate::Config;
 use crate::builtin::Catalogue;
 use crate::enrich::Fetcher;
 use crate::restart::RestartJob;
 use crate::store::Repo;
-use crate::{Config, SERVICE_NAME};
 
 /// Everything a handler needs; cheap to clone.
 #[derive(Clone)]
@@ -110,129 +109,9 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The service's endpoints for `/api-docs` (summaries only; bodies are OIH's).
-pub fn openapi() -> OpenApi {
-    use HttpMethod::{Delete, Get, Patch, Post};
-    const ROUTES: &[(HttpMethod, &str, &str)] = &[
-        (Get, "/components", "List visible components (paged)"),
-        (Post, "/components", "Create a component"),
-        (
-            Get,
-            "/components/{id}",
-            "Get a component (id or artifact id)",
-        ),
-        (Patch, "/components/{id}", "Update a component"),
-        (
-            Delete,
-            "/components/{id}",
-            "Delete a component not used by an active flow",
-        ),
-        (
-            Patch,
-            "/components/enrich/{id}",
-            "Fill actions, triggers and rating from GitHub",
-        ),
-        (
-            Post,
-            "/components/global/{id}/start",
-            "Start a global component",
-        ),
-        (
-            Post,
-            "/components/global/{id}/stop",
-            "Stop a global component",
-        ),
-        (
-            Post,
-            "/components/global/restart/all",
-            "Restart all active global components",
-        ),
-        (
-            Get,
-            "/virtual-components",
-            "List visible virtual components",
-        ),
-        (Post, "/virtual-components", "Create a virtual component"),
-        (
-            Get,
-            "/virtual-components/defaults",
-            "Default versions of visible virtual components",
-        ),
-        (
-            Get,
-            "/virtual-components/defaults/config",
-            "The caller's tenant configs of default versions",
-        ),
-        (Get, "/virtual-components/{id}", "Get a virtual component"),
-        (
-            Patch,
-            "/virtual-components/{id}",
-            "Update a virtual component",
-        ),
-        (
-            Delete,
-            "/virtual-components/{id}",
-            "Delete a virtual component, its versions and configs",
-        ),
-        (
-            Post,
-            "/virtual-components/{id}",
-            "Create a component version",
-        ),
-        (
-            Get,
-            "/virtual-components/{id}/{version_id}",
-            "Get a component version",
-        ),
-        (
-            Patch,
-            "/virtual-components/{id}/{version_id}",
-            "Update a component version",
-        ),
-        (
-            Delete,
-            "/virtual-components/{id}/{version_id}",
-            "Delete a non-default component version",
-        ),
-        (
-            Post,
-            "/virtual-components/{id}/{version_id}/config",
-            "Create the tenant's config of a version",
-        ),
-        (
-            Patch,
-            "/virtual-components/{id}/{version_id}/config",
-            "Set the auth client of the tenant's config",
-        ),
-        (
-            Get,
-            "/virtual-components/{id}/{version_id}/actions/{name}",
-            "Get one action of a version",
-        ),
-        (
-            Get,
-            "/virtual-components/{id}/{version_id}/triggers/{name}",
-            "Get one trigger of a version",
-        ),
-    ];
-    let paths = ROUTES
-        .iter()
-        .fold(PathsBuilder::new(), |paths, (method, path, summary)| {
-            let op = OperationBuilder::new()
-                .summary(Some(*summary))
-                .tags(Some([SERVICE_NAME]))
-                .build();
-            paths.path(*path, PathItem::new(method.clone(), op))
-        });
-    OpenApiBuilder::new()
-        .info(
-            InfoBuilder::new()
-                .title("Component Repository")
-                .version(env!("CARGO_PKG_VERSION"))
-                .build(),
-        )
-        .paths(paths.build())
-        .build()
+/// The service's endpoints for `/api-docs`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    openapi::document()
 }
 
 /// A path id that must look like an ObjectId (stored ids are lowercase).

@@ -528,4 +528,47 @@ async fn openapi_lists_the_endpoints() {
     assert!(paths.contains_key("/components/global/restart/all"));
     assert!(paths["/virtual-components/{id}"].get("post").is_some());
     assert_eq!(paths.len(), 14);
+    // The main operations say what they take and what they answer.
+    let param_names = |op: &Value| -> Vec<String> {
+        op["parameters"]
+            .as_array()
+            .map(|ps| {
+                ps.iter()
+                    .map(|p| p["name"].as_str().expect("name").to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let list = &paths["/components"]["get"];
+    assert_eq!(
+        param_names(list),
+        ["page[size]", "page[number]", "artifactId"]
+    );
+    assert!(list["responses"]["400"].is_object());
+    assert!(paths["/components"]["post"]["requestBody"].is_object());
+    let delete = &paths["/components/{id}"]["delete"];
+    assert_eq!(param_names(delete), ["id", "version"]);
+    for status in ["204", "400", "401", "403", "404", "409"] {
+        assert!(delete["responses"][status].is_object(), "DELETE {status}");
+    }
+    for (path, method) in [
+        ("/components/{id}", "patch"),
+        ("/virtual-components", "post"),
+        ("/virtual-components/{id}", "patch"),
+        ("/virtual-components/{id}", "post"),
+        ("/virtual-components/{id}/{version_id}/config", "patch"),
+    ] {
+        assert!(
+            paths[path][method]["requestBody"].is_object(),
+            "{method} {path}"
+        );
+    }
+    for (path, ops) in paths {
+        for (method, op) in ops.as_object().expect("operations") {
+            assert!(
+                op["responses"]["401"].is_object(),
+                "{method} {path} documents its 401"
+            );
+        }
+    }
 }

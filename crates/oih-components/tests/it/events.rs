@@ -272,3 +272,94 @@ async fn store_failures_are_retried_not_dropped() {
     assert_eq!(flaky.failures_left.load(Ordering::SeqCst), 0);
     assert_eq!(app.bus_len("component-repository.deadletter").await, 0);
 }
+
+/// `flow.starting` as the Flow Repository publishes it: the whole stored flow (OIH's node
+/// fields, owners with the tenant, `graphVersion`, timestamps) plus `startedBy`. A flow
+/// without a tenant (an admin's) has no `tenant` key at all.
+fn published_flow(id: &str, name: &str, tenant: Option<&str>, component_ids: &[&str]) -> Value {
+    let nodes: Vec<Value> = component_ids
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            json!({
+                "id": format!("step_{}", i + 1), "componentId": c.to_uppercase(),
+                "function": "getPersonsPolling", "name": "a step", "description": "",
+                "credentials_id": "5ca5c44c187c040010a9bb8c",
+                "fields": {"username": "TestName"}, "nodeSettings": {"prefetch": 1}
+            })
+        })
+        .collect();
+    let edges: Vec<Value> = (1..component_ids.len())
+        .map(|i| json!({"source": format!("step_{i}"), "target": format!("step_{}", i + 1)}))
+        .collect();
+    let mut owners = vec![json!({"id": "alice", "type": "user"})];
+    if let Some(tenant) = tenant {
+        owners.push(json!({"id": tenant, "type": "tenant"}));
+    }
+    let mut flow = json!({
+        "id": id, "name": name, "description": "A description",
+        "graph": {"nodes": nodes, "edges": edges},
+        "type": "ordinary", "owners": owners, "status": "starting", "cron": "*/5 * * * *",
+        "flowSettings": {"webhooks": {"auth": "none"}}, "graphVersion": 3,
+        "createdAt": "2026-11-01T10:00:00.000Z", "updatedAt": "2026-11-02T10:00:00.000Z",
+        "startedBy": "alice"
+    });
+    if let Some(tenant) = tenant {
+        flow["tenant"] = json!(tenant);
+    }
+    flow
+}
+
+#[tokio::test]
+async fn flows_started_by_the_flow_repository_block_deletion() {
+    let app = TestApp::start().await;
+    let used = app.component("alice", docker("used")).await;
+    let helper = app.component("alice", docker("helper")).await;
+    app.publish(
+        "flow.starting",
+        published_flow(FLOW_A, "Wice to Snazzy", Some("t1"), &[&used, &helper]),
+    )
+    .await;
+    app.publish(
+        "flow.starting",
+        published_flow(FLOW_B, "admin's", None, &[&used]),
+    )
+    .await;
+    eventually("both flows recorded", || async {
+        app.usage(FLOW_A).await.is_some() && app.usage(FLOW_B).await.is_some()
+    })
+    .await;
+    let mut expected = vec![used.clone(), helper.clone()];
+    expected.sort();
+    assert_eq!(app.usage(FLOW_A).await, Some(json!(expected)));
+
+    let (status, body) = app.delete(&format!("/components/{used}"), "alice").await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    // The tenant's flow is named; the tenant-less one is not alice's tenant's.
+    assert_eq!(
+        body,
+        json!({"errors": [{"message": format!("Component is used by active flows and cannot be deleted: \"Wice to Snazzy\" ({FLOW_A}), 1 flow(s) of other tenants")}]})
+    );
+    let (status, _) = app.delete(&format!("/components/{helper}"), "alice").await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (_, still) = app.get(&format!("/components/{used}"), "alice").await;
+    assert_eq!(still["data"]["name"], "used");
+
+    // flow.stopped as the orchestrator sends it.
+    app.publish("flow.stopped", json!({"id": FLOW_A})).await;
+    eventually("flow A released", || async {
+        app.usage(FLOW_A).await.is_none()
+    })
+    .await;
+    assert_eq!(
+        app.delete(&format!("/components/{helper}"), "alice")
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.delete(&format!("/components/{used}"), "alice").await.0,
+        StatusCode::CONFLICT,
+        "still used by the admin's flow"
+    );
+}

@@ -183,3 +183,50 @@ async fn restart_all_validates_its_waits() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["message"], "0 Components will be restarted");
 }
+
+/// Stop has start's checks: admins only, a known id; a refused stop publishes nothing and
+/// leaves the component running.
+#[tokio::test]
+async fn stop_checks() {
+    let app = TestApp::start().await;
+    let mut events = app.observe(&["component.*"]).await;
+    let id = global(&app, "shared").await;
+    let uri = format!("/components/global/{id}/stop");
+    let (status, _) = app
+        .post(
+            &format!("/components/global/{id}/start"),
+            "admin",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(next_event(&mut events).await.name(), "component.starting");
+
+    for who in ["alice", "reader"] {
+        let (status, body) = app.post(&uri, who, json!({})).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{who}");
+        assert_eq!(body["errors"][0]["message"], "MISSING_PERMISSION", "{who}");
+    }
+    let (status, body) = app
+        .post(
+            "/components/global/5f6a7b8c9d0e1f2a3b4c5d6e/stop",
+            "admin",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        body,
+        json!({"errors": [{"message": "Component is not found"}]})
+    );
+    let (_, got) = app.get(&format!("/components/{id}"), "admin").await;
+    assert_eq!(got["data"]["active"], true, "still running");
+
+    // The next event is the admin's stop: the refused ones published nothing.
+    let (status, _) = app.post(&uri, "admin", json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    let event = next_event(&mut events).await;
+    assert_eq!(event.name(), "component.stopping");
+    assert_eq!(event.payload["stoppedBy"], "admin");
+    assert_eq!(event.payload["_id"], id.as_str());
+}

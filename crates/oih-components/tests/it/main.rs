@@ -5,6 +5,7 @@ mod components;
 mod enrich;
 mod events;
 mod global;
+mod security;
 mod support;
 mod versions;
 mod virtual_components;

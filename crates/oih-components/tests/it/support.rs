@@ -27,7 +27,8 @@ const PERMS: &[&str] = &[
     "components.write",
 ];
 
-/// The callers of every test: `alice` and `carol` share tenant t1, `bob` is in t2.
+/// The callers of every test: `alice` and `carol` share tenant t1, `bob` is in t2; `reader`
+/// and `updater` (t1) lack permissions.
 fn users() -> StaticAuthenticator {
     StaticAuthenticator::new()
         .with_user("admin", "admin", Some("t1"), &["all"])
@@ -35,6 +36,13 @@ fn users() -> StaticAuthenticator {
         .with_user("carol", "carol", Some("t1"), PERMS)
         .with_user("bob", "bob", Some("t2"), PERMS)
         .with_user("reader", "reader", Some("t1"), &[])
+        // May create and change, but neither delete nor configure.
+        .with_user(
+            "updater",
+            "updater",
+            Some("t1"),
+            &["components.create", "components.update"],
+        )
         .with_user("service", "svc", None, &["components.any.read"])
 }
 

@@ -175,6 +175,8 @@ async fn visibility_paging_filters_search_and_sort(hub: Hub) {
         let (status, res) = hub.get(&format!("/flows?{query}"), "adminToken").await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
         assert_eq!(messages(&res), [message], "{query}");
+        // OIH sends no code with these; ours has the one every other 400 has.
+        assert_eq!(res["errors"][0]["code"], 400, "{query}");
     }
     hub.shutdown().await;
 }

@@ -173,7 +173,29 @@ async fn patch_applies_the_same_rules(hub: Hub) {
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(res["errors"].as_array().expect("errors").len(), 12, "{res}");
+    // OIH's order, as for POST: schema errors (per subdocument in reverse declaration order,
+    // elements by index), then status, edge ends and cron.
+    assert_eq!(
+        messages(&res),
+        [
+            "Flow nodes require a function.",
+            "Cast to ObjectId failed for value \"abcd\" (type string) at path \"componentId\"",
+            "Flow edges require a target.",
+            "Flow edges require a source.",
+            "Flow owners require a type.",
+            "Flow owners require an id.",
+            "Flow status cannot be set manually. Use the flow start/stop end points instead.",
+            "Edge source with id \"undefined\" could not be found among nodes.",
+            "Edge target with id \"undefined\" could not be found among nodes.",
+            "Edge source with id \"NotANode\" could not be found among nodes.",
+            "Edge target with id \"NotANode2\" could not be found among nodes.",
+            "Invalid cron expression.",
+        ],
+        "{res}"
+    );
+    for error in res["errors"].as_array().expect("errors") {
+        assert_eq!(error["code"], 400);
+    }
     let (_, flow) = hub.get(&format!("/flows/{id}"), "adminToken").await;
     assert_eq!(flow["data"]["name"], "patched", "the flow is unchanged");
     hub.shutdown().await;
