@@ -107,6 +107,7 @@ impl Dataflow {
             flow.tenant.clone(),
             flow.owners.clone(),
         );
+        execution.graph_version = flow.graph_version;
         execution.reply_to.clone_from(&msg.headers.reply_to);
         let mut ledger = Ledger::new(execution, self.capture_bytes);
         ledger.inputs(&first, &msg.data);

@@ -70,6 +70,9 @@ pub struct StepRecord {
 pub struct Execution {
     pub flow_exec_id: String,
     pub flow_id: String,
+    /// The flow's graph version the execution ran (absent for flows started before versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph_version: Option<u64>,
     #[serde(default)]
     pub tenant: Option<String>,
     #[serde(default)]
@@ -107,6 +110,7 @@ impl Execution {
         Self {
             flow_exec_id,
             flow_id,
+            graph_version: None,
             tenant,
             owners,
             status: Status::Running,

@@ -17,6 +17,9 @@ pub struct Flow {
     pub owners: Vec<Owner>,
     #[serde(default)]
     pub started_by: Option<String>,
+    /// The version of the graph that runs (`GET /flows/{id}/versions/{n}` shows it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph_version: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -23,7 +23,8 @@ engines!(
 const WAIT: Duration = Duration::from_secs(10);
 
 async fn inline_steps_are_counted_as_queued_steps_are(mut hub: Hub) {
-    let flow = linear_flow(TENANT, "userId");
+    let mut flow = linear_flow(TENANT, "userId");
+    flow["graphVersion"] = json!(3);
     let id = flow["id"].as_str().expect("id").to_owned();
     hub.started(&flow).await;
     // What the queued path would publish: step inputs on the flow's exchange (bound into the
@@ -47,6 +48,7 @@ async fn inline_steps_are_counted_as_queued_steps_are(mut hub: Hub) {
     assert_eq!(execution["status"], "succeeded", "{execution}");
     assert_eq!(execution["flowExecId"], exec.as_str());
     assert_eq!(execution["tenant"], TENANT);
+    assert_eq!(execution["graphVersion"], 3, "the graph version that ran");
     assert_eq!(
         (
             execution["started"].as_u64(),
