@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use jsonwebtoken::Algorithm;
 use jsonwebtoken::jwk::JwkSet;
 use oih_core::Identity;
@@ -45,7 +46,9 @@ impl Authenticator for LocalAuthenticator {
         match resolve(&self.state, token).await {
             Ok(Some(resolved)) => {
                 let identity = resolved.identity();
-                self.state.identities.put(token, identity.clone());
+                self.state
+                    .identities
+                    .put(token, identity.clone(), resolved.token.body.expire_at);
                 Ok(identity)
             }
             Ok(None) => Err(AuthError::not_found()),
@@ -148,6 +151,9 @@ pub struct IntrospectionConfig {
     pub jwt_verify_audience: String,
 }
 
+/// An identity and the expiry of the token it was checked from, when known.
+type Checked = (Identity, Option<DateTime<Utc>>);
+
 /// OIH's `iam-utils` introspection in basic mode, with local JWT verification.
 pub struct IntrospectionAuthenticator {
     client: reqwest::Client,
@@ -203,7 +209,9 @@ impl IntrospectionAuthenticator {
         }))
     }
 
-    async fn introspect(&self, token: &str) -> Result<Identity, AuthError> {
+    /// The identity and, when IAM tells it (`tokenExpireAt`, which OIH's IAM does not send),
+    /// when the token expires.
+    async fn introspect(&self, token: &str) -> Result<Checked, AuthError> {
         let response = self
             .client
             .post(&self.endpoint)
@@ -225,12 +233,18 @@ impl IntrospectionAuthenticator {
             }
         }
         let body: Value = response.json().await.map_err(|_| AuthError::failed())?;
-        identity_from(&body).ok_or_else(AuthError::failed)
+        let identity = identity_from(&body).ok_or_else(AuthError::failed)?;
+        let expires = body
+            .get("tokenExpireAt")
+            .and_then(Value::as_str)
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc));
+        Ok((identity, expires))
     }
 
     /// Verifies a JWT without asking IAM. A revoked (logged-out) JWT stays valid here until
     /// its `exp`: that is the price of not calling IAM.
-    async fn verify_locally(&self, keys: &RemoteKeys, token: &str) -> Result<Identity, AuthError> {
+    async fn verify_locally(&self, keys: &RemoteKeys, token: &str) -> Result<Checked, AuthError> {
         let current = || {
             keys.verifier
                 .read()
@@ -240,10 +254,9 @@ impl IntrospectionAuthenticator {
         if current().lacks_key_for(token) {
             self.fetch_jwks(keys).await;
         }
-        current()
-            .verify(token)
-            .map(identity_from_claims)
-            .ok_or_else(AuthError::failed)
+        let claims = current().verify(token).ok_or_else(AuthError::failed)?;
+        let expires = DateTime::from_timestamp(claims.exp, 0);
+        Ok((identity_from_claims(claims), expires))
     }
 
     /// Downloads IAM's JWKS (after key rotation the kid is new), at most every few seconds.
@@ -307,11 +320,11 @@ impl Authenticator for IntrospectionAuthenticator {
         if let Some(identity) = self.cache.get(token) {
             return Ok(identity);
         }
-        let identity = match &self.jwt {
+        let (identity, expires) = match &self.jwt {
             Some(keys) if looks_like_jwt(token) => self.verify_locally(keys, token).await?,
             _ => self.introspect(token).await?,
         };
-        self.cache.put(token, identity.clone());
+        self.cache.put(token, identity.clone(), expires);
         Ok(identity)
     }
 }

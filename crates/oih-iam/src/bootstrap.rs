@@ -6,7 +6,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use oih_store::{Filter, StoreError};
 
-use crate::config::Config;
+use crate::config::{Config, Secret};
 use crate::model::{Account, Role, RoleType, Safeguard, Status, TokenDoc, TokenType};
 use crate::state::AppState;
 use crate::store::{ACCOUNTS, ROLES, Stored, TOKENS};
@@ -36,8 +36,17 @@ const DEFAULT_ROLES: &[(&str, &[&str])] = &[
     ),
 ];
 
-/// Seeds what is missing and returns the service account's persistent token.
-pub async fn run(state: &AppState, config: &Config) -> Result<String, Error> {
+/// What the first start produced.
+pub struct Outcome {
+    /// The service account's persistent token (the same on every start).
+    pub service_token: String,
+    /// The admin password generated on this start (already printed); `None` when the admin
+    /// existed or its password was configured.
+    pub generated_admin_password: Option<Secret>,
+}
+
+/// Seeds what is missing.
+pub async fn run(state: &AppState, config: &Config) -> Result<Outcome, Error> {
     if state.repo.count(ROLES, &Filter::All).await? == 0 {
         for (name, permissions) in DEFAULT_ROLES {
             let role = Role {
@@ -51,14 +60,20 @@ pub async fn run(state: &AppState, config: &Config) -> Result<String, Error> {
             state.repo.insert(ROLES, &role, None).await?;
         }
     }
-    if state.repo.count(ACCOUNTS, &Filter::All).await? == 0 {
-        create_admin(state, config).await?;
-    }
+    let generated_admin_password = if state.repo.count(ACCOUNTS, &Filter::All).await? == 0 {
+        create_admin(state, config).await?
+    } else {
+        None
+    };
     let service = ensure_service_account(state, config).await?;
-    service_token(state, &service).await
+    Ok(Outcome {
+        service_token: service_token(state, &service).await?,
+        generated_admin_password,
+    })
 }
 
-async fn create_admin(state: &AppState, config: &Config) -> Result<(), Error> {
+/// Creates the admin; returns its password when it was generated.
+async fn create_admin(state: &AppState, config: &Config) -> Result<Option<Secret>, Error> {
     let admin_role: Option<Stored<Role>> = state
         .repo
         .find_one(
@@ -83,7 +98,7 @@ async fn create_admin(state: &AppState, config: &Config) -> Result<(), Error> {
             admin.username
         );
     }
-    Ok(())
+    Ok(generated.then(|| Secret::new(password)))
 }
 
 async fn ensure_service_account(

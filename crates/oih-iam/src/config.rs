@@ -139,33 +139,61 @@ pub struct Config {
 
     /// How long a generated JWT key signs before a new one replaces it, in seconds (it keeps
     /// verifying for one token lifespan longer).
-    #[arg(long = "iam-jwt-key-rotation-seconds", default_value_t = 30 * 24 * 3600)]
+    #[arg(
+        long = "iam-jwt-key-rotation-seconds",
+        env = "IAM_JWT_KEY_ROTATION_SECONDS",
+        default_value_t = 30 * 24 * 3600
+    )]
     pub jwt_key_rotation_seconds: u64,
 
     /// Memory cost of new argon2id password hashes, in KiB.
-    #[arg(long = "iam-argon2-memory-kib", default_value_t = 19 * 1024)]
+    #[arg(
+        long = "iam-argon2-memory-kib",
+        env = "IAM_ARGON2_MEMORY_KIB",
+        default_value_t = 19 * 1024
+    )]
     pub argon2_memory_kib: u32,
 
     /// Time cost (passes) of new argon2id password hashes.
-    #[arg(long = "iam-argon2-iterations", default_value_t = 2)]
+    #[arg(
+        long = "iam-argon2-iterations",
+        env = "IAM_ARGON2_ITERATIONS",
+        default_value_t = 2
+    )]
     pub argon2_iterations: u32,
 
-    /// How long the in-process authenticator trusts a token it has checked, in seconds
-    /// (revocations made through this IAM clear it at once).
-    #[arg(long = "iam-auth-cache-seconds", default_value_t = 10)]
+    /// How long the in-process authenticator trusts a token it has checked, in seconds, and
+    /// never past the token's own expiry (revocations made through this IAM clear it at once).
+    #[arg(
+        long = "iam-auth-cache-seconds",
+        env = "IAM_AUTH_CACHE_SECONDS",
+        default_value_t = 10
+    )]
     pub auth_cache_seconds: u64,
 
     /// A token's sliding expiry is pushed forward at most this often, in seconds, so that
     /// using a token does not write to the database on every request.
-    #[arg(long = "iam-token-refresh-seconds", default_value_t = 300)]
+    #[arg(
+        long = "iam-token-refresh-seconds",
+        env = "IAM_TOKEN_REFRESH_SECONDS",
+        default_value_t = 300
+    )]
     pub token_refresh_seconds: u64,
 
     /// Failed logins for one username before further attempts are refused for a while.
-    #[arg(long = "iam-login-max-failures", default_value_t = 5)]
+    #[arg(
+        long = "iam-login-max-failures",
+        env = "IAM_LOGIN_MAX_FAILURES",
+        default_value_t = 5
+    )]
     pub login_max_failures: u32,
 
     /// How long a username stays locked after too many failed logins, in seconds.
-    #[arg(long = "iam-login-lockout-seconds", default_value_t = 60)]
+    #[arg(
+        long = "iam-login-lockout-seconds",
+        env = "IAM_LOGIN_LOCKOUT_SECONDS",
+        default_value_t = 60
+    )]
     pub login_lockout_seconds: u64,
 
     /// Serve the OpenID Connect provider: discovery at `/.well-known/openid-configuration`,
@@ -331,6 +359,70 @@ mod tests {
             cli.iam.bootstrap_admin_password().map(Secret::expose),
             Some("pw0")
         );
+    }
+
+    /// Every IAM setting can be given in the environment (OIH services are configured by
+    /// environment alone), under these names.
+    #[test]
+    fn every_setting_has_its_environment_variable() {
+        let command = Cli::command();
+        let env_of = |flag: &str| {
+            command
+                .get_arguments()
+                .find(|a| a.get_long() == Some(flag))
+                .unwrap_or_else(|| panic!("no flag --{flag}"))
+                .get_env()
+                .and_then(|e| e.to_str())
+                .map(str::to_owned)
+        };
+        let expected = [
+            ("iam-admin-username", "IAM_ACC_ADMIN_USERNAME"),
+            ("iam-admin-password", "IAM_ACC_ADMIN_PASSWORD"),
+            ("iam-admin-username-alias", "IAM_ADMIN_USERNAME"),
+            ("iam-admin-password-alias", "IAM_ADMIN_PASSWORD"),
+            (
+                "iam-service-account-username",
+                "IAM_ACC_SERVICEACCOUNT_USERNAME",
+            ),
+            ("iam-token-lifespan", "IAM_JWT_EXPIRES"),
+            ("iam-token-format", "IAM_TOKEN_FORMAT"),
+            ("iam-jwt-algorithm-type", "IAM_JWT_ALGORITHM_TYPE"),
+            ("iam-jwt-secret", "IAM_JWT_SECRET"),
+            ("iam-jwt-audience", "IAM_JWT_AUDIENCE"),
+            ("iam-baseurl", "IAM_BASEURL"),
+            (
+                "iam-jwt-key-rotation-seconds",
+                "IAM_JWT_KEY_ROTATION_SECONDS",
+            ),
+            ("iam-argon2-memory-kib", "IAM_ARGON2_MEMORY_KIB"),
+            ("iam-argon2-iterations", "IAM_ARGON2_ITERATIONS"),
+            ("iam-auth-cache-seconds", "IAM_AUTH_CACHE_SECONDS"),
+            ("iam-token-refresh-seconds", "IAM_TOKEN_REFRESH_SECONDS"),
+            ("iam-login-max-failures", "IAM_LOGIN_MAX_FAILURES"),
+            ("iam-login-lockout-seconds", "IAM_LOGIN_LOCKOUT_SECONDS"),
+            ("iam-oidc-enabled", "IAM_OIDC_ENABLED"),
+            ("iam-oidc-ttl-authcode", "IAM_OIDC_TTL_AUTHCODE"),
+            ("iam-oidc-ttl-accesstoken", "IAM_OIDC_TTL_ACCESSTOKEN"),
+            ("iam-oidc-ttl-idtoken", "IAM_OIDC_TTL_IDTOKEN"),
+            ("iam-oidc-ttl-refreshtoken", "IAM_OIDC_TTL_REFRESHTOKEN"),
+            ("introspect-endpoint-basic", "INTROSPECT_ENDPOINT_BASIC"),
+            ("iam-token", "IAM_TOKEN"),
+            ("iam-token-cache-ttl", "IAM_TOKEN_CACHE_TTL"),
+            ("iam-jwks-url", "IAM_JWKS_URL"),
+            ("iam-jwt-verify-secret", "IAM_JWT_SECRET"),
+            ("iam-jwt-issuer", "IAM_BASEURL"),
+            ("iam-jwt-verify-audience", "IAM_JWT_AUDIENCE"),
+        ];
+        for (flag, env) in expected {
+            assert_eq!(env_of(flag).as_deref(), Some(env), "--{flag}");
+        }
+        // And no flag of either group was forgotten in the list above.
+        let flags: Vec<&str> = command
+            .get_arguments()
+            .filter_map(|a| a.get_long())
+            .filter(|l| *l != "help")
+            .collect();
+        assert_eq!(flags.len(), expected.len(), "{flags:?}");
     }
 
     #[test]

@@ -71,6 +71,7 @@ impl Events {
             .await;
     }
 
+    /// `iam.role.created` / `deleted`: `{id, role, tenant}`.
     pub async fn role(&self, action: &str, role_id: &str, tenant: Option<&str>) {
         self.publish(
             &format!("iam.role.{action}"),
@@ -79,8 +80,19 @@ impl Events {
         .await;
     }
 
-    pub async fn token_created(&self, id: &str) {
-        self.publish("iam.token.created", json!({"id": id})).await;
+    /// `iam.role.modified` also carries the role's permissions after the change, as OIH's.
+    pub async fn role_modified(&self, role_id: &str, tenant: Option<&str>, permissions: &[String]) {
+        self.publish(
+            "iam.role.modified",
+            json!({"id": role_id, "role": role_id, "tenant": tenant, "permissions": permissions}),
+        )
+        .await;
+    }
+
+    /// `{id, user}`: `user` is the token's account, so the audit log can attribute it.
+    pub async fn token_created(&self, id: &str, account_id: &str) {
+        self.publish("iam.token.created", json!({"id": id, "user": account_id}))
+            .await;
     }
 
     pub async fn token_deleted(&self, payload: Value) {

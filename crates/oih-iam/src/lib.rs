@@ -20,6 +20,7 @@ mod events;
 mod jwt;
 mod model;
 mod oidc;
+mod openapi;
 mod password;
 mod permissions;
 mod routes;
@@ -81,19 +82,26 @@ pub struct Iam {
     pub service_token: String,
     /// Password checks for Basic credentials on webhooks in the same process.
     pub logins: PasswordLogins,
+    /// The admin password generated on this start, when one was (it has been printed on
+    /// stdout, once); `None` on later starts or when the password was configured.
+    pub generated_admin_password: Option<Secret>,
 }
 
 /// Builds IAM: declares its collections, runs the first-start bootstrap and returns the module.
 pub async fn module(config: Config, deps: Deps) -> Result<Iam, Error> {
     let state = state::AppState::open(&config, &deps).await?;
-    let service_token = bootstrap::run(&state, &config).await?;
+    let bootstrap::Outcome {
+        service_token,
+        generated_admin_password,
+    } = bootstrap::run(&state, &config).await?;
     let authenticator: Arc<dyn Authenticator> = Arc::new(LocalAuthenticator::new(state.clone()));
     let logins = PasswordLogins::new(state.clone());
     let mut module = ServiceModule::new(
         SERVICE_NAME,
         ErrorShape::Message,
         routes::router(state.clone()),
-    );
+    )
+    .with_openapi(openapi::document(state.oidc.is_some()));
     if state.jwt.is_some() || state.oidc.is_some() {
         module = module.with_worker(Worker::new("iam-jwt-keys", move |cancel| {
             rotate_keys(state, cancel)
@@ -104,6 +112,7 @@ pub async fn module(config: Config, deps: Deps) -> Result<Iam, Error> {
         authenticator,
         service_token,
         logins,
+        generated_admin_password,
     })
 }
 

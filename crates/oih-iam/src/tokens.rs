@@ -124,7 +124,10 @@ pub async fn mint(state: &AppState, req: MintRequest) -> Result<Stored<TokenDoc>
         expire_at,
     };
     let stored = state.repo.insert(TOKENS, &doc, expire_at).await?;
-    state.events.token_created(&stored.id).await;
+    state
+        .events
+        .token_created(&stored.id, &stored.body.account_id)
+        .await;
     Ok(stored)
 }
 
@@ -163,6 +166,11 @@ impl Resolved {
             );
             obj.insert("permissions".into(), Value::from(self.permissions.clone()));
             obj.insert("isAdmin".into(), Value::Bool(self.is_admin()));
+            // Beyond OIH: lets a caching service stop trusting the answer when the token
+            // expires. Absent for persistent tokens.
+            if let Some(at) = self.token.body.expire_at {
+                obj.insert("tokenExpireAt".into(), Value::String(at.to_rfc3339()));
+            }
         }
         body
     }

@@ -157,7 +157,7 @@ pub async fn logout(
     state.forget_identities();
     state
         .events
-        .token_deleted(json!({"id": caller.token.id}))
+        .token_deleted(json!({"id": caller.token.id, "user": caller.id()}))
         .await;
     Ok(Json(json!({"loggedOut": true})))
 }

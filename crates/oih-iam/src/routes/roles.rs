@@ -170,7 +170,11 @@ pub async fn update(
     state.forget_identities();
     state
         .events
-        .role("modified", &stored.id, stored.body.tenant.as_deref())
+        .role_modified(
+            &stored.id,
+            stored.body.tenant.as_deref(),
+            &stored.body.permissions,
+        )
         .await;
     Ok(Json(render(&stored, &[])))
 }

@@ -100,9 +100,24 @@ pub async fn create(
         Some(_) => return Err(input_invalid()),
     };
     let account = match state.repo.get::<Account>(ACCOUNTS, &account_id).await? {
-        Some(a) if a.body.status == Status::Active => a,
+        // A non-admin mints only for their own account or their own tenant's (OIH let any
+        // holder of `iam.token.create` act as anybody); another tenant's account looks absent.
+        Some(a)
+            if a.body.status == Status::Active
+                && (a.id == caller.id() || caller.sees_tenant(a.body.tenant.as_deref())) =>
+        {
+            a
+        }
         _ => return Err(ApiError::not_found("FORBIDDEN")),
     };
+    if !caller.is_admin() {
+        // Nor may the token carry anything the caller lacks: the account's effective
+        // permissions (its own and its roles') and the custom ones.
+        let (_, effective) = state.resolve_roles(&account.body, &custom).await?;
+        if !effective.iter().all(|p| caller.permissions.contains(p)) {
+            return Err(forbidden());
+        }
+    }
     let permissions = merge([account.body.permissions.as_slice(), custom.as_slice()]);
     let token = mint(
         &state,
@@ -168,9 +183,15 @@ pub async fn remove(
 ) -> Result<Response, ApiError> {
     caller.can(&["iam.token.delete"])?;
     valid_id(&id)?;
+    let Some(token) = state.repo.get::<TokenDoc>(TOKENS, &id).await? else {
+        return Ok(ok());
+    };
     if state.repo.delete(TOKENS, &id).await? {
         state.forget_identities();
-        state.events.token_deleted(json!({"id": id})).await;
+        state
+            .events
+            .token_deleted(json!({"id": id, "user": token.body.account_id}))
+            .await;
     }
     Ok(ok())
 }

@@ -298,6 +298,9 @@ pub async fn delete_account(state: &AppState, id: &str) -> Result<(), ApiError> 
     state.repo.delete(ACCOUNTS, id).await?;
     state.forget_identities();
     state.events.user_deleted(id).await;
-    state.events.token_deleted(json!({"account": id})).await;
+    state
+        .events
+        .token_deleted(json!({"account": id, "user": id}))
+        .await;
     Ok(())
 }

@@ -129,3 +129,84 @@ async fn introspection_authenticator_against_a_real_iam() {
     let err = oih_http::Authenticator::authenticate(wrong.as_ref(), &t.admin).await;
     assert_eq!(err, Err(AuthError::failed()));
 }
+
+/// Rejects `token` the way every other service's `Auth` extractor does: a 401.
+async fn refused_as_401(authn: &dyn oih_http::Authenticator, token: &str) -> bool {
+    let mut headers = axum::http::HeaderMap::new();
+    headers.insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("header"),
+    );
+    match oih_http::auth::authenticate(authn, &headers).await {
+        Err(oih_http::ApiError::Unauthorized(_)) => true,
+        Err(other) => panic!("not a 401: {other:?}"),
+        Ok(_) => false,
+    }
+}
+
+/// A short-lived token, minted by the admin; returns the token.
+async fn short_lived(t: &crate::TestIam, name: &str) -> String {
+    let (id, _) = t.account(name, json!({})).await;
+    let (status, created) = t
+        .post(
+            "/api/v1/tokens",
+            &t.admin,
+            json!({"accountId": id, "expiresIn": "1500ms", "new": true}),
+        )
+        .await;
+    assert_eq!(status, axum::http::StatusCode::OK, "{created}");
+    created["token"].as_str().expect("token").to_owned()
+}
+
+#[tokio::test]
+async fn cached_answers_do_not_outlive_the_token() {
+    // The cache would keep an answer for a minute; the token lives 1.5 s.
+    let mut cfg = crate::config();
+    cfg.auth_cache_seconds = 60;
+    let mut t = crate::boot(cfg).await;
+    t.admin = t.login(crate::ADMIN, crate::ADMIN_PASSWORD).await;
+    let local = short_lived(&t, "local@x.test").await;
+    let remote_token = short_lived(&t, "remote@x.test").await;
+    let endpoint = format!("{}/api/v1/tokens/introspect", t.serve().await);
+    let remote = IntrospectionAuthenticator::new(&introspection(endpoint, &t.service_token, 60))
+        .expect("client");
+
+    assert!(!refused_as_401(t.authenticator.as_ref(), &local).await);
+    assert!(!refused_as_401(remote.as_ref(), &remote_token).await);
+    tokio::time::sleep(std::time::Duration::from_millis(1700)).await;
+    assert!(
+        refused_as_401(t.authenticator.as_ref(), &local).await,
+        "in-process cache served an expired token"
+    );
+    assert!(
+        refused_as_401(remote.as_ref(), &remote_token).await,
+        "introspection cache served an expired token"
+    );
+}
+
+#[tokio::test]
+async fn introspection_tells_when_the_token_expires() {
+    let t = start().await;
+    let token = short_lived(&t, "u@x.test").await;
+    let (status, body) = t
+        .post(
+            "/api/v1/tokens/introspect",
+            &t.service_token,
+            json!({"token": token}),
+        )
+        .await;
+    assert_eq!(status, axum::http::StatusCode::OK);
+    let at = chrono::DateTime::parse_from_rfc3339(body["tokenExpireAt"].as_str().expect("set"))
+        .expect("RFC 3339");
+    let left = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    assert!(left <= chrono::Duration::milliseconds(1500), "{left}");
+    // Persistent tokens have no expiry to tell.
+    let (_, body) = t
+        .post(
+            "/api/v1/tokens/introspect",
+            &t.service_token,
+            json!({"token": t.service_token}),
+        )
+        .await;
+    assert!(body.get("tokenExpireAt").is_none(), "{body}");
+}

@@ -253,3 +253,75 @@ async fn rsa_mode_publishes_a_jwks_even_with_opaque_logins() {
         )
     );
 }
+
+#[tokio::test]
+async fn hs256_without_a_configured_secret_generates_and_keeps_one() {
+    let cfg = jwt_config(JwtAlgorithm::Hmac, None);
+    let first = boot(cfg.clone()).await;
+    let token = first.login(ADMIN, ADMIN_PASSWORD).await;
+    let header = jsonwebtoken::decode_header(&token).expect("a JWT");
+    assert_eq!(header.alg, Algorithm::HS256);
+    let kid = header.kid.expect("kid of the generated secret");
+    assert_ne!(kid, "configured");
+    assert_eq!(
+        first.get("/api/v1/users/me", &token).await.0,
+        StatusCode::OK
+    );
+    first
+        .authenticator
+        .authenticate(&token)
+        .await
+        .expect("verified in process");
+    // The generated secret is never published.
+    let (status, _) = first
+        .call(Method::GET, "/.well-known/jwks.json", None, None)
+        .await;
+    assert_eq!(status, StatusCode::LOCKED);
+    // Nor is it a guessable default.
+    for guess in ["secret", "NoToken", "shared-secret"] {
+        let key = DecodingKey::from_secret(guess.as_bytes()).expect("key");
+        assert!(
+            jsonwebtoken::decode::<Value>(&token, &key, &validation(Algorithm::HS256)).is_err()
+        );
+    }
+
+    // A restart on the same store verifies the old token and signs with the same key.
+    let second = boot_on(cfg, Some(first.docs.clone())).await;
+    assert_eq!(
+        second.get("/api/v1/users/me", &token).await.0,
+        StatusCode::OK
+    );
+    second
+        .authenticator
+        .authenticate(&token)
+        .await
+        .expect("still valid after restart");
+    let again = second.login(ADMIN, ADMIN_PASSWORD).await;
+    let again_kid = jsonwebtoken::decode_header(&again)
+        .expect("header")
+        .kid
+        .expect("kid");
+    assert_eq!(again_kid, kid);
+}
+
+#[tokio::test]
+async fn services_running_alone_stop_trusting_a_jwt_at_its_exp() {
+    let mut cfg = jwt_config(JwtAlgorithm::Hmac, Some("shared"));
+    cfg.token_lifespan = "1s".into();
+    let t = boot(cfg).await;
+    let base = t.serve().await;
+    let token = t.login(ADMIN, ADMIN_PASSWORD).await;
+    let mut remote_cfg = remote(&base, false, Some("shared"), "oih-test");
+    remote_cfg.cache_ttl_seconds = 60;
+    let authn = IntrospectionAuthenticator::new(&remote_cfg).expect("client");
+    oih_http::Authenticator::authenticate(authn.as_ref(), &token)
+        .await
+        .expect("valid");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert!(
+        oih_http::Authenticator::authenticate(authn.as_ref(), &token)
+            .await
+            .is_err(),
+        "a cached verification outlived the JWT's exp"
+    );
+}

@@ -269,3 +269,86 @@ async fn bootstrap_runs_once_and_generates_a_password_when_none_is_set() {
     assert_eq!(me["username"], "service-iam@example.com");
     assert_eq!(me["permissions"], json!(["all"]));
 }
+
+#[tokio::test]
+async fn every_kind_of_failed_login_is_an_audit_event() {
+    let t = start().await; // three failures allowed
+    let id = t
+        .create_user(
+            &t.admin,
+            json!({"username": "off@x.test", "password": "pw"}),
+        )
+        .await;
+    let (status, _) = t
+        .patch(
+            &format!("/api/v1/users/{id}"),
+            &t.admin,
+            json!({"status": "DISABLED"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let mut events = t.events().await;
+
+    // Every attempt below fails with the reason OIH gives, and tells the audit log.
+    let cases = [
+        (
+            json!({"username": "off@x.test", "password": "pw"}),
+            StatusCode::UNAUTHORIZED,
+            "ENTITY_DISABLED",
+            "off@x.test",
+        ),
+        (
+            json!({"username": "Nopass@X.test"}),
+            StatusCode::UNAUTHORIZED,
+            "UNKNOWN_ERROR",
+            "Nopass@X.test",
+        ),
+        (
+            json!({"username": "nopass@x.test", "password": ""}),
+            StatusCode::UNAUTHORIZED,
+            "UNKNOWN_ERROR",
+            "nopass@x.test",
+        ),
+        (
+            json!({"username": "ghost@x.test", "password": "x"}),
+            StatusCode::UNAUTHORIZED,
+            "USER_NOT_FOUND",
+            "ghost@x.test",
+        ),
+        (
+            json!({"username": ADMIN, "password": "bad"}),
+            StatusCode::UNAUTHORIZED,
+            "PASSWORD_INCORRECT",
+            ADMIN,
+        ),
+        (
+            json!({"username": ADMIN, "password": "bad"}),
+            StatusCode::UNAUTHORIZED,
+            "PASSWORD_INCORRECT",
+            ADMIN,
+        ),
+        (
+            json!({"username": ADMIN, "password": "bad"}),
+            StatusCode::UNAUTHORIZED,
+            "PASSWORD_INCORRECT",
+            ADMIN,
+        ),
+        // Locked now, even with the right password.
+        (
+            json!({"username": ADMIN, "password": ADMIN_PASSWORD}),
+            StatusCode::TOO_MANY_REQUESTS,
+            "THROTTLED",
+            ADMIN,
+        ),
+    ];
+    for (body, status, reason, user) in cases {
+        let (got, res) = login_raw(&t, body.clone()).await;
+        assert_eq!(got, status, "{body} -> {res}");
+        let event = expect_event(&mut events, "iam.user.loginFailed").await;
+        assert_eq!(
+            event.payload,
+            json!({"user": user, "reason": reason}),
+            "{body}"
+        );
+    }
+}

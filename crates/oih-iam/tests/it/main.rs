@@ -1,6 +1,9 @@
 //! IAM router tests, in process against SQLite `:memory:` and the embedded bus.
 
+mod access;
 mod authn;
+mod bootstrap;
+mod events;
 mod jwt;
 mod login;
 mod oidc;
@@ -51,6 +54,8 @@ pub struct TestIam {
     pub bus: Arc<dyn MessageBus>,
     pub authenticator: Arc<dyn Authenticator>,
     pub service_token: String,
+    /// The admin password this start generated (and printed), if it did.
+    pub generated_admin_password: Option<Secret>,
     /// A login token of the bootstrap admin.
     pub admin: String,
     /// Keeps the PostgreSQL schema (if any); last, so it is dropped after everything that
@@ -104,6 +109,7 @@ pub async fn boot_on(config: Config, docs: Option<Arc<dyn DocStore>>) -> TestIam
         bus,
         authenticator: iam.authenticator,
         service_token: iam.service_token,
+        generated_admin_password: iam.generated_admin_password,
         admin: String::new(),
         _schema: schema,
     }

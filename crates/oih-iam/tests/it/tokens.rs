@@ -153,12 +153,13 @@ async fn persistent_tokens_are_reused_and_never_expire() {
 #[tokio::test]
 async fn token_creation_rules() {
     let t = start().await;
-    let id = user(&t, "target@x.test", json!({})).await;
-    // A token holder with iam.token.create but not iam.token.update.
+    let tenant = t.create_tenant("x").await;
+    let id = user(&t, "target@x.test", json!({"tenant": tenant})).await;
+    // A token holder with iam.token.create but not iam.token.update, in the same tenant.
     let (_, minter) = t
         .account(
             "minter@x.test",
-            json!({"permissions": ["iam.token.create"]}),
+            json!({"permissions": ["iam.token.create"], "tenant": tenant}),
         )
         .await;
     let (status, body) = t
@@ -383,4 +384,97 @@ async fn delete_and_refresh() {
         t.call(Method::DELETE, &uri, None, None).await.0,
         StatusCode::UNAUTHORIZED
     );
+}
+
+/// A non-admin holding `iam.token.create` (and `iam.token.update`) mints only for accounts of
+/// their own tenant, and only permissions they hold themselves.
+#[tokio::test]
+async fn non_admin_minters_stay_in_their_tenant_and_their_permissions() {
+    let t = start().await;
+    let a = t.tenant_with_users("a").await;
+    let b = t.tenant_with_users("b").await;
+    let minter_id = t
+        .create_user(
+            &t.admin,
+            json!({"username": "minter@a.test", "password": "pw", "tenant": a.tenant,
+                   "permissions": ["iam.token.create", "iam.token.update", "tenant.flows.read"]}),
+        )
+        .await;
+    let minter = t.login("minter@a.test", "pw").await;
+    let count = |t: &crate::TestIam| {
+        let docs = t.docs.clone();
+        async move {
+            docs.count(TOKENS, &oih_store::Filter::All)
+                .await
+                .expect("count")
+        }
+    };
+    let before = count(&t).await;
+
+    // Another tenant's account, or a tenant-less one (the bootstrap admin), looks absent.
+    let admin_id = t.me_id(&t.admin).await;
+    for target in [&b.user_id, &b.admin_id, &admin_id] {
+        let (status, body) = t
+            .post("/api/v1/tokens", &minter, json!({"accountId": target}))
+            .await;
+        assert_eq!(
+            (status, body),
+            (StatusCode::NOT_FOUND, json!({"message": "FORBIDDEN"})),
+            "{target}"
+        );
+    }
+    // Permissions the minter lacks, through customPermissions or the target's own.
+    for custom in [
+        json!(["all"]),
+        json!(["iam.token.introspect"]),
+        json!(["tenant.all"]),
+    ] {
+        let (status, body) = t
+            .post(
+                "/api/v1/tokens",
+                &minter,
+                json!({"accountId": a.user_id, "customPermissions": custom}),
+            )
+            .await;
+        assert_eq!(
+            (status, body),
+            (StatusCode::FORBIDDEN, json!({"message": "FORBIDDEN"})),
+            "{custom}"
+        );
+    }
+    let (status, body) = t
+        .post("/api/v1/tokens", &minter, json!({"accountId": a.admin_id}))
+        .await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::FORBIDDEN, json!({"message": "FORBIDDEN"})),
+        "the tenant admin holds tenant.all, which the minter does not"
+    );
+    assert_eq!(count(&t).await, before, "nothing was minted");
+
+    // Within the tenant and the minter's own permissions it works.
+    let (status, created) = t
+        .post(
+            "/api/v1/tokens",
+            &minter,
+            json!({"accountId": a.user_id, "customPermissions": ["tenant.flows.read"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    let token = created["token"].as_str().expect("token");
+    let (status, me) = t.get("/api/v1/users/me", token).await;
+    assert_eq!((status, &me["_id"]), (StatusCode::OK, &json!(a.user_id)));
+    let (status, _) = t
+        .post("/api/v1/tokens", &minter, json!({"accountId": minter_id}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "for themselves");
+    // Admins are not limited.
+    let (status, _) = t
+        .post(
+            "/api/v1/tokens",
+            &t.admin,
+            json!({"accountId": b.user_id, "customPermissions": ["all"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
 }
