@@ -17,6 +17,7 @@ use tower_http::trace::TraceLayer;
 use tracing::Span;
 
 use crate::auth::{Authenticator, Authn};
+use crate::health::{ServiceHealth, WorkerWatch};
 use crate::{ApiError, ErrorShape, HealthCheck, ServiceModule, Worker, health, metrics, openapi};
 
 /// OIH's `PAYLOAD_SIZE_LIMIT` default.
@@ -29,7 +30,8 @@ const METRICS_UPKEEP: Duration = Duration::from_secs(5);
 
 /// Builder of the whole HTTP app.
 pub struct App {
-    modules: Vec<ServiceModule>,
+    /// Each module with the name `/healthcheck` reports it under.
+    modules: Vec<(&'static str, ServiceModule)>,
     health: Vec<HealthCheck>,
     body_limit: usize,
     authn: Option<Authn>,
@@ -62,11 +64,19 @@ impl App {
     }
 
     pub fn module(mut self, module: ServiceModule) -> Self {
-        self.modules.push(module);
+        self.modules.push((module.name, module));
         self
     }
 
-    /// An app-wide health check (store, bus), reported next to the services' own.
+    /// As [`App::module`], reported by `/healthcheck` under `name`: the name the operator
+    /// selects the service by (`--only`), where it differs from the module's own.
+    pub fn service(mut self, name: &'static str, module: ServiceModule) -> Self {
+        self.modules.push((name, module));
+        self
+    }
+
+    /// A dependency every service relies on (store, bus): reported under `details`, and a
+    /// service passes only while all of these pass.
     pub fn health_check(mut self, check: HealthCheck) -> Self {
         self.health.push(check);
         self
@@ -103,32 +113,39 @@ impl App {
         // With one service (`--only x`), unknown paths answer in that service's shape, as the
         // OIH service alone would; with several, in the common `{errors:[…]}` shape.
         let fallback_shape = match self.modules.as_slice() {
-            [only] => only.shape,
+            [(_, only)] => only.shape,
             _ => ErrorShape::Errors,
         };
         let prometheus = metrics::prometheus();
         let mut router = Router::new();
         let mut docs = vec![("oih", openapi::system_doc())];
-        let mut checks = self.health;
+        let mut services = Vec::new();
         let mut workers = Vec::new();
-        for module in self.modules {
+        for (name, module) in self.modules {
             router = router.merge(module.layered_router());
             if let Some(doc) = module.openapi {
                 docs.push((module.name, doc));
             }
-            checks.extend(module.health);
-            workers.extend(module.workers);
+            let watch = Arc::new(WorkerWatch::default());
+            workers.extend(module.workers.into_iter().map(|w| watch.watch(w)));
+            services.push(ServiceHealth {
+                name,
+                checks: module.health,
+                workers: watch,
+            });
         }
         workers.push(metrics_upkeep(prometheus.clone()));
 
-        let checks: Arc<[HealthCheck]> = checks.into();
+        let dependencies: Arc<[HealthCheck]> = self.health.into();
+        let services: Arc<[ServiceHealth]> = services.into();
         let version = self.version;
         router = router
             .route(
                 "/healthcheck",
                 get(move || {
-                    let checks = checks.clone();
-                    async move { health::respond(&checks, version).await }
+                    let dependencies = dependencies.clone();
+                    let services = services.clone();
+                    async move { health::respond(&dependencies, &services, version).await }
                 }),
             )
             .route(

@@ -22,6 +22,6 @@ pub use app::{App, Built, DEFAULT_BODY_LIMIT};
 pub use auth::{Auth, AuthError, Authenticator, Authn, StepAuth, require, require_one_of};
 pub use error::{ApiError, BoxError, ErrorReport, ErrorShape, FieldError};
 pub use extract::{Json, Path, Query};
-pub use health::HealthCheck;
+pub use health::{HealthCheck, ServiceHealth, WorkerWatch};
 pub use module::{ServiceModule, Worker};
 pub use pagination::{Data, DataMeta, ListQuery, Page, PageMeta, PageRequest, Sort, SortOrder};

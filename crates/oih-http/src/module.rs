@@ -45,6 +45,7 @@ impl ServiceModule {
         self
     }
 
+    /// A check of this service's own (reported under `services.<name>.details`).
     pub fn with_health(mut self, check: HealthCheck) -> Self {
         self.health.push(check);
         self

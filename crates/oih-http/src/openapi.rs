@@ -62,8 +62,8 @@ struct SystemApi;
     path = "/healthcheck",
     tag = "oih",
     responses(
-        (status = 200, description = "Every check passes: `{status:\"pass\", version, details}`"),
-        (status = 503, description = "A check fails; `details.<check>.status` is `fail`")
+        (status = 200, description = "Every check passes: `{status:\"pass\", version, details:{store, bus}, services:{<service>:{status, details}}}`, one entry per service this process runs"),
+        (status = 503, description = "A check fails: a dependency (`details.<check>.status` is `fail`) or a service (`services.<name>.status` is `fail`: a dependency, one of its checks, or one of its workers died)")
     )
 )]
 #[allow(dead_code)]

@@ -1,5 +1,7 @@
-//! The document-store contract. Both engines implement it; `tests/it/conformance.rs` holds the
-//! one suite that runs against each.
+//! The document-store contract. Both engines implement it; one conformance suite runs against
+//! each: `tests/it/main.rs` lists its cases (`conformance!`), written once in `tests/it/docs.rs`,
+//! `filters.rs`, `txn.rs` and `log.rs`, and `tests/it/support.rs` runs each on SQLite and
+//! PostgreSQL.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

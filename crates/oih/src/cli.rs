@@ -237,6 +237,41 @@ mod tests {
         assert!(Cli::try_parse_from(["oih", "secret", "rotate"]).is_err());
     }
 
+    /// Every flag `serve` shows in its help can also be set by an environment variable (how
+    /// OIH's services, and containers, are configured). Hidden flags are aliases of shown
+    /// ones; help and version are clap's own.
+    #[test]
+    fn every_serve_flag_has_an_env_var() {
+        use clap::{ArgAction, CommandFactory};
+        let mut cli = Cli::command();
+        cli.build();
+        let serve = cli.find_subcommand("serve").expect("a serve command");
+        let mut checked = 0;
+        let mut missing = Vec::new();
+        for arg in serve.get_arguments() {
+            if arg.is_hide_set()
+                || matches!(
+                    arg.get_action(),
+                    ArgAction::Help
+                        | ArgAction::HelpShort
+                        | ArgAction::HelpLong
+                        | ArgAction::Version
+                )
+            {
+                continue;
+            }
+            checked += 1;
+            if arg.get_env().is_none() {
+                missing.push(arg.get_long().unwrap_or(arg.get_id().as_str()).to_owned());
+            }
+        }
+        assert!(
+            checked > 20,
+            "only {checked} flags seen: global and flattened ones count"
+        );
+        assert!(missing.is_empty(), "flags without an env var: {missing:?}");
+    }
+
     #[test]
     fn sizes() {
         assert_eq!(parse_size("10mb"), Ok(10 * 1024 * 1024));

@@ -129,7 +129,7 @@ async fn serve(
             .with_context(|| format!("starting {}", service.name()))?;
         mounted.push(service.name());
         authenticator = authenticator.or(built.authenticator);
-        app = app.module(built.module);
+        app = app.service(service.name(), built.module);
     }
     // IAM in this process checks tokens without a network hop; otherwise ask the IAM named
     // by INTROSPECT_ENDPOINT_BASIC, as OIH's services do.
@@ -171,7 +171,11 @@ async fn serve(
     );
     tracing::info!(%local, "listening");
 
-    let mut workers_set = spawn_workers(workers, &shutdown);
+    // Workers stop only after the server has drained: an in-flight request may wait on one
+    // (a synchronous webhook waits for its flow's reply, which steps and the reply consumer
+    // produce), so cancelling them with the signal would cut that request off.
+    let stop_workers = CancellationToken::new();
+    let mut workers_set = spawn_workers(workers, &stop_workers);
     let server = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .into_future();
@@ -207,7 +211,8 @@ async fn serve(
             }
         },
     };
-    // Workers were cancelled with the root token; give them the same grace.
+    // Now the workers; give them the same grace.
+    stop_workers.cancel();
     let drained = tokio::time::timeout(grace, async {
         while let Some(joined) = workers_set.join_next().await {
             log_worker_exit(joined);
@@ -273,11 +278,11 @@ fn bus_check(bus: Arc<dyn MessageBus>) -> HealthCheck {
 
 type WorkerExit = (String, Result<(), BoxError>);
 
-fn spawn_workers(workers: Vec<Worker>, shutdown: &CancellationToken) -> JoinSet<WorkerExit> {
+fn spawn_workers(workers: Vec<Worker>, stop: &CancellationToken) -> JoinSet<WorkerExit> {
     let mut set = JoinSet::new();
     for worker in workers {
         let name = worker.name.clone();
-        let token = shutdown.child_token();
+        let token = stop.child_token();
         tracing::debug!(worker = %name, "starting worker");
         set.spawn(async move { (name, worker.run(token).await) });
     }

@@ -4,8 +4,9 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::routing::get;
-use oih_http::{App, ErrorShape, HealthCheck, ServiceModule};
+use oih_http::{App, ErrorShape, HealthCheck, ServiceModule, Worker};
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 
 use crate::{get as get_req, send};
 
@@ -89,15 +90,18 @@ async fn metrics_count_requests_by_route_template() {
 async fn healthcheck_passes_and_fails_by_name() {
     let ok = App::new()
         .health_check(HealthCheck::new("store", || async { Ok(()) }))
-        .module(module("health-a", "/ha").with_health(HealthCheck::new("bus", || async { Ok(()) })))
+        .module(
+            module("health-a", "/ha").with_health(HealthCheck::new("cache", || async { Ok(()) })),
+        )
         .build()
         .router;
     let (status, _, body) = send(&ok, get_req("/healthcheck")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["status"], "pass");
+    assert_eq!(body["details"], json!({"store":{"status":"pass"}}));
     assert_eq!(
-        body["details"],
-        json!({"store":{"status":"pass"},"bus":{"status":"pass"}})
+        body["services"],
+        json!({"health-a":{"status":"pass","details":{"cache":{"status":"pass"}}}})
     );
 
     let failing = App::new()
@@ -112,4 +116,97 @@ async fn healthcheck_passes_and_fails_by_name() {
     assert_eq!(body["status"], "fail");
     assert_eq!(body["details"]["bus"], json!({"status":"fail"}));
     assert_eq!(body["details"]["store"], json!({"status":"pass"}));
+}
+
+/// Every service is reported on its own: a service whose own check fails, or whose worker
+/// died, fails (and so does the whole answer) while the others still pass; a dependency that
+/// fails fails every service.
+#[tokio::test]
+async fn healthcheck_reports_each_service() {
+    let built = App::new()
+        .health_check(HealthCheck::new("store", || async { Ok(()) }))
+        .module(module("steady", "/steady").with_worker(Worker::new(
+            "steady-loop",
+            |token| async move {
+                token.cancelled().await;
+                Ok(())
+            },
+        )))
+        .module(
+            module("crashing", "/crashing")
+                .with_worker(Worker::new("crashing-loop", |_token| async {
+                    Err("the consumer lost its queue".into())
+                })),
+        )
+        .module(
+            module("panicking", "/panicking")
+                .with_worker(Worker::new("panicking-loop", |_token| async {
+                    panic!("a bug in the consumer")
+                })),
+        )
+        .module(
+            module("checked", "/checked").with_health(HealthCheck::new("upstream", || async {
+                Err("unreachable".to_owned())
+            })),
+        )
+        .build();
+    let router = built.router;
+    let token = CancellationToken::new();
+    let mut running = Vec::new();
+    for worker in built.workers {
+        let name = worker.name.clone();
+        let handle = tokio::spawn(worker.run(token.clone()));
+        running.push((name, handle));
+    }
+    // The crash is recorded when the worker ends; wait for that.
+    let crashed = running
+        .iter()
+        .position(|(name, _)| name == "crashing-loop")
+        .expect("the crashing worker is run");
+    let (_, crashed) = running.swap_remove(crashed);
+    let ended = crashed.await.expect("no panic");
+    assert!(ended.is_err(), "the worker's error is handed on");
+    let panicked = running
+        .iter()
+        .position(|(name, _)| name == "panicking-loop")
+        .expect("the panicking worker is run");
+    let (_, panicked) = running.swap_remove(panicked);
+    let joined = panicked.await;
+    assert!(
+        joined.is_err_and(|e| e.is_panic()),
+        "the panic is handed on to the task's owner"
+    );
+
+    let (status, _, body) = send(&router, get_req("/healthcheck")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["status"], "fail");
+    assert_eq!(body["details"], json!({"store":{"status":"pass"}}));
+    assert_eq!(
+        body["services"],
+        json!({
+            "steady": {"status":"pass","details":{"workers":{"status":"pass"}}},
+            "crashing": {"status":"fail","details":{"workers":{"status":"fail"}}},
+            "panicking": {"status":"fail","details":{"workers":{"status":"fail"}}},
+            "checked": {"status":"fail","details":{"upstream":{"status":"fail"}}}
+        })
+    );
+    token.cancel();
+    for (_, handle) in running {
+        let _ = handle.await;
+    }
+
+    // A dependency down: every service fails with it.
+    let down = App::new()
+        .health_check(HealthCheck::new("store", || async {
+            Err("database is locked".to_owned())
+        }))
+        .module(module("steady", "/steady"))
+        .build()
+        .router;
+    let (status, _, body) = send(&down, get_req("/healthcheck")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        body["services"]["steady"],
+        json!({"status":"fail","details":{}})
+    );
 }
