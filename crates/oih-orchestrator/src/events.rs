@@ -6,6 +6,8 @@
 //! store or the bus failed (nothing accepted is lost); dead-lettered when it is malformed.
 
 use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 use std::time::Duration;
 
 use oih_bus::{Consumer, Delivery, EventStream, ReceivedEvent};
@@ -73,16 +75,27 @@ pub async fn restore(lifecycle: &Lifecycle, cancel: &CancellationToken) -> bool 
     }
 }
 
-/// Handles the control-plane events until `cancel` fires or the bus closes. Starts and
-/// stops are handled one at a time, in order; `flow.execute` events are handled concurrently
-/// (at most the stream's prefetch at once), since each only creates its own execution.
+/// Handles the control-plane events until `cancel` fires or the bus closes. `flow.execute`
+/// events are handled concurrently (at most the stream's prefetch at once), since each only
+/// creates its own execution. Starts and stops go to [`CONTROL_LANES`] lanes by flow id: one
+/// flow's are handled one at a time, in order, while different flows start side by side (a
+/// start waits on the broker many times; a thousand of them in a row would hold up the
+/// `flow.execute` events queued behind them for minutes).
 pub async fn run_events(
     mut stream: EventStream,
-    lifecycle: &Lifecycle,
+    lifecycle: Arc<Lifecycle>,
     dataflow: Dataflow,
     cancel: CancellationToken,
 ) {
     let mut executing = JoinSet::new();
+    let mut lanes = JoinSet::new();
+    let senders: Vec<_> = (0..CONTROL_LANES)
+        .map(|_| {
+            let (tx, rx) = mpsc::channel(LANE_DEPTH);
+            lanes.spawn(run_control_lane(rx, lifecycle.clone(), cancel.clone()));
+            tx
+        })
+        .collect();
     loop {
         let received: ReceivedEvent = tokio::select! {
             () = cancel.cancelled() => break,
@@ -102,12 +115,42 @@ pub async fn run_events(
                 settle_event(received, result, &cancel).await;
             });
         } else {
-            let result = handle_event(&received.event, lifecycle).await;
-            settle_event(received, result, &cancel).await;
+            let lane = flow_lane(&received.event.payload, senders.len());
+            if senders[lane].send(received).await.is_err() {
+                break;
+            }
         }
+    }
+    drop(senders);
+    while let Some(done) = lanes.join_next().await {
+        log_panic(done);
     }
     while let Some(done) = executing.join_next().await {
         log_panic(done);
+    }
+}
+
+/// How many flows start or stop at once.
+const CONTROL_LANES: usize = 8;
+
+/// The lane of a start or stop: a hash of the flow id, the same for every event of one flow.
+fn flow_lane(payload: &Value, lanes: usize) -> usize {
+    let mut hasher = std::hash::DefaultHasher::new();
+    payload.get("id").and_then(Value::as_str).hash(&mut hasher);
+    usize::try_from(hasher.finish() % lanes as u64).unwrap_or(0)
+}
+
+async fn run_control_lane(
+    mut events: mpsc::Receiver<ReceivedEvent>,
+    lifecycle: Arc<Lifecycle>,
+    cancel: CancellationToken,
+) {
+    while let Some(received) = events.recv().await {
+        if cancel.is_cancelled() {
+            return;
+        }
+        let result = handle_event(&received.event, &lifecycle).await;
+        settle_event(received, result, &cancel).await;
     }
 }
 

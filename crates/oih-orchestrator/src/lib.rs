@@ -231,7 +231,7 @@ pub async fn module(config: Config, deps: Deps) -> Result<ServiceModule, Error> 
     let events_worker = Worker::new(
         "component-orchestrator-events",
         move |cancel: CancellationToken| async move {
-            let lifecycle = Lifecycle {
+            let lifecycle = Arc::new(Lifecycle {
                 bus: deps.bus,
                 events,
                 resolver: deps.components,
@@ -239,10 +239,10 @@ pub async fn module(config: Config, deps: Deps) -> Result<ServiceModule, Error> 
                 registry,
                 deployed,
                 shutdown: cancel.clone(),
-            };
+            });
             if events::restore(&lifecycle, &cancel).await {
                 let _ = restored_tx.send(true);
-                events::run_events(stream, &lifecycle, dataflow, cancel).await;
+                events::run_events(stream, lifecycle.clone(), dataflow, cancel).await;
             }
             lifecycle.shutdown().await;
             Ok(())

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use futures::future::{try_join, try_join_all};
 use oih_bus::{BusError, ExchangeKind, MessageBus, QueueOptions};
 
 pub const BACKCHANNEL: &str = "orchestrator_backchannel";
@@ -75,45 +76,35 @@ pub async fn declare_backchannel(bus: &dyn MessageBus) -> Result<(), BusError> {
         message_ttl: None,
     };
     bus.declare_queue(BACKCHANNEL_MESSAGES, &opts).await?;
-    for key in [OUTPUT_KEY, STATE_KEY, ERROR_KEY] {
+    for key in [OUTPUT_KEY, STATE_KEY, ERROR_KEY, REBOUND_KEY] {
         bus.bind_queue(BACKCHANNEL_MESSAGES, BACKCHANNEL, key)
             .await?;
     }
     bus.delete_queue(LEGACY_BACKCHANNEL_ERRORS).await.map(drop)
 }
 
-/// A flow's exchange (bound into the collector) and both queues of each step.
+/// A flow's exchange (bound into the collector) and both queues of each step. The
+/// declarations go out side by side (on RabbitMQ each is a round trip): first the exchange
+/// and the queues, then the bindings between them.
 pub async fn declare_flow(
     bus: &dyn MessageBus,
     flow_id: &str,
     steps: &[&str],
 ) -> Result<(), BusError> {
     let names = FlowNames::new(flow_id);
-    bus.declare_exchange(&names.exchange, ExchangeKind::Topic)
-        .await?;
-    bus.bind_exchange(COLLECTOR, &names.exchange, "#").await?;
-    bus.bind_queue(BACKCHANNEL_MESSAGES, BACKCHANNEL, REBOUND_KEY)
-        .await?;
-    // Each rebound is an input to come: the backchannel hears of it, so the execution stays
-    // running until the rebounded message has ended too.
-    bus.bind_queue(
-        BACKCHANNEL_MESSAGES,
-        &names.exchange,
-        &names.key("*", "rebound"),
-    )
-    .await?;
     let deadletter = names.deadletter_queue();
-    bus.declare_queue(&deadletter, &QueueOptions::default())
-        .await?;
-    bus.bind_queue(&deadletter, &names.exchange, &names.key("*", "deadletter"))
-        .await?;
+    let mut queues = vec![(deadletter.clone(), QueueOptions::default())];
+    let mut bindings = vec![
+        // Each rebound is an input to come: the backchannel hears of it, so the execution
+        // stays running until the rebounded message has ended too.
+        (BACKCHANNEL_MESSAGES.to_owned(), names.key("*", "rebound")),
+        (deadletter, names.key("*", "deadletter")),
+    ];
     for step in steps {
         let messages = names.messages_queue(step);
-        bus.declare_queue(&messages, &names.messages_options(step))
-            .await?;
+        queues.push((messages.clone(), names.messages_options(step)));
         for suffix in ["input", "requeue"] {
-            bus.bind_queue(&messages, &names.exchange, &names.key(step, suffix))
-                .await?;
+            bindings.push((messages.clone(), names.key(step, suffix)));
         }
         let rebounds = names.rebounds_queue(step);
         let opts = QueueOptions {
@@ -121,10 +112,25 @@ pub async fn declare_flow(
             dead_letter_routing_key: Some(names.key(step, "requeue")),
             message_ttl: Some(REBOUND_TTL),
         };
-        bus.declare_queue(&rebounds, &opts).await?;
-        bus.bind_queue(&rebounds, &names.exchange, &names.key(step, "rebound"))
-            .await?;
+        queues.push((rebounds.clone(), opts));
+        bindings.push((rebounds, names.key(step, "rebound")));
     }
+    let declared = try_join_all(
+        queues
+            .iter()
+            .map(|(queue, opts)| bus.declare_queue(queue, opts)),
+    );
+    try_join(
+        bus.declare_exchange(&names.exchange, ExchangeKind::Topic),
+        declared,
+    )
+    .await?;
+    let bound = try_join_all(
+        bindings
+            .iter()
+            .map(|(queue, key)| bus.bind_queue(queue, &names.exchange, key)),
+    );
+    try_join(bus.bind_exchange(COLLECTOR, &names.exchange, "#"), bound).await?;
     Ok(())
 }
 
@@ -136,9 +142,10 @@ pub async fn delete_flow(
     steps: &[&str],
 ) -> Result<(), BusError> {
     let names = FlowNames::new(flow_id);
-    for step in steps {
-        bus.delete_queue(&names.messages_queue(step)).await?;
-        bus.delete_queue(&names.rebounds_queue(step)).await?;
-    }
+    let queues: Vec<String> = steps
+        .iter()
+        .flat_map(|step| [names.messages_queue(step), names.rebounds_queue(step)])
+        .collect();
+    try_join_all(queues.iter().map(|queue| bus.delete_queue(queue))).await?;
     bus.delete_exchange(&names.exchange).await
 }

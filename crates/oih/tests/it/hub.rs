@@ -196,12 +196,26 @@ pub async fn wait_for_hook(hub: &Hub, flow: &str, body: &Value) -> Value {
 
 /// Polls the flow's executions until the newest has `status` (at most 20 s); returns it.
 pub async fn wait_execution(hub: &Hub, flow: &str, status: &str) -> Value {
+    wait_execution_where(hub, flow, status, |_| true).await
+}
+
+/// The newest of the flow's executions that `pick` accepts, once it has `status`. A caller's
+/// reply can come before the record is stored, so a test that made several calls names the
+/// execution it waits for.
+pub async fn wait_execution_where(
+    hub: &Hub,
+    flow: &str,
+    status: &str,
+    pick: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let list = hub
             .get(&format!("/executions?filter%5BflowId%5D={flow}"))
             .await;
-        if let Some(newest) = list["data"].as_array().and_then(|a| a.first())
+        if let Some(newest) = list["data"]
+            .as_array()
+            .and_then(|a| a.iter().find(|e| pick(e)))
             && newest["status"] == status
         {
             return newest.clone();
