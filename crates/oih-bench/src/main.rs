@@ -31,7 +31,8 @@ enum Command {
     /// Authenticated requests: throughput and latency of a protected endpoint per auth mode.
     Auth(auth::AuthArgs),
     /// oih against n8n and Node-RED: the same flow, the same load, side by side.
-    Compare(compare::CompareArgs),
+    // Boxed: by far the largest set of arguments.
+    Compare(Box<compare::CompareArgs>),
 }
 
 #[tokio::main]
@@ -42,6 +43,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Mdr(args) => services::mdr(args).await,
         Command::Audit(args) => services::audit(args).await,
         Command::Auth(args) => auth::run(args).await,
-        Command::Compare(args) => compare::run(args).await,
+        Command::Compare(args) => compare::run(*args).await,
     }
 }

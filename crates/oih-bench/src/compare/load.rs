@@ -1,4 +1,4 @@
-//! The load generator every system gets: fixed bodies cycled in order, POSTed as JSON over
+//! The load generator every system gets: bodies made by a [`Script`], POSTed as JSON over
 //! kept-alive HTTP/1.1 connections, spread over the flows' URLs in turn when there are several.
 //!
 //! - closed loop: `concurrency` clients each send their next request as soon as the previous
@@ -8,9 +8,9 @@
 //!   measured from the moment the request was due, so a stalled system cannot hide its queue
 //!   (no coordinated omission).
 //!
-//! An answer counts as an error if it does not arrive within the timeout or has the wrong kind
-//! of status for its body (see [`Case::status_ok`]); bodies are checked in full by
-//! [`verify`].
+//! An answer counts as an error if it does not arrive within the timeout or if the script
+//! rejects it (scenario (a): the wrong kind of status for its body, see [`Case::status_ok`];
+//! bodies are checked in full by [`Generator::verify`]; scenario (b): anything but a 2xx).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -20,7 +20,21 @@ use anyhow::{Context as _, Result, bail};
 use hdrhistogram::Histogram;
 use tokio::sync::Semaphore;
 
-use super::workload::Case;
+use super::workload::{Case, Replies};
+
+/// What a load sends and how it judges each answer.
+pub trait Script: Send + Sync + 'static {
+    /// Ties one request's answer to its body.
+    type Ticket: Send;
+    /// The body of the `k`th request of a run, made right before it is sent.
+    fn body(&self, k: usize) -> (String, Self::Ticket);
+    /// Ok if the answer (status and body, or the transport error) is right under load.
+    fn settle(
+        &self,
+        ticket: Self::Ticket,
+        answer: Result<(u16, &[u8]), String>,
+    ) -> Result<(), String>;
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 #[serde(rename_all = "snake_case", tag = "mode")]
@@ -87,14 +101,14 @@ impl Outcome {
     }
 }
 
-pub struct Generator {
+pub struct Generator<S> {
     client: reqwest::Client,
-    cases: Arc<Vec<Case>>,
+    script: Arc<S>,
     timeout: Duration,
 }
 
-impl Generator {
-    pub fn new(cases: Vec<Case>, timeout: Duration) -> Result<Self> {
+impl<S: Script> Generator<S> {
+    pub fn new(script: S, timeout: Duration) -> Result<Self> {
         let client = reqwest::Client::builder()
             .http1_only()
             .tcp_nodelay(true)
@@ -106,65 +120,39 @@ impl Generator {
             .build()?;
         Ok(Self {
             client,
-            cases: Arc::new(cases),
+            script: Arc::new(script),
             timeout,
         })
     }
 
-    pub fn cases(&self) -> &[Case] {
-        &self.cases
-    }
-
-    /// Sends every body once to the first flow and one body to each other flow, and checks
-    /// each answer in full; the first wrong answer fails.
-    pub async fn verify(&self, urls: &[String]) -> Result<()> {
-        let (first, others) = urls.split_first().context("no flow to verify")?;
-        let every_body = self.cases.iter().map(|case| (first, case));
-        let each_flow = others.iter().map(|url| (url, &self.cases[0]));
-        for (url, case) in every_body.chain(each_flow) {
-            self.try_once(url, case)
-                .await
-                .with_context(|| format!("{url}: answer to {}", case.body))?;
+    /// A generator with another script on the same connection pool and timeout.
+    pub fn with_script<T: Script>(&self, script: T) -> Generator<T> {
+        Generator {
+            client: self.client.clone(),
+            script: Arc::new(script),
+            timeout: self.timeout,
         }
-        Ok(())
     }
 
-    /// One request with the full check of its answer.
-    pub async fn try_once(&self, url: &str, case: &Case) -> Result<()> {
-        let (status, body) = self.send(url, case).await?;
-        case.check(status, &body).map_err(anyhow::Error::msg)
+    pub fn script(&self) -> &S {
+        &self.script
     }
 
-    async fn send(&self, url: &str, case: &Case) -> Result<(u16, Vec<u8>)> {
-        let res = self
-            .client
-            .post(url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(case.body.clone())
-            .send()
-            .await?;
-        let status = res.status().as_u16();
-        Ok((status, res.bytes().await?.to_vec()))
+    /// One request, judged by the script.
+    pub async fn once(&self, url: &str, k: usize) -> Result<(), String> {
+        Self::attempt(&self.client, url, &self.script, k).await
     }
 
-    /// One request: Ok if its answer has the right kind of status and arrived in full.
-    async fn attempt(client: &reqwest::Client, url: &str, case: &Case) -> Result<(), String> {
-        let res = client
-            .post(url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(case.body.clone())
-            .send()
-            .await
-            .map_err(|e| format!("{e}"))?;
-        let status = res.status().as_u16();
-        let body = res.bytes().await.map_err(|e| format!("{e}"))?;
-        if case.status_ok(status) {
-            Ok(())
-        } else {
-            Err(format!(
-                "status {status}: {}",
-                String::from_utf8_lossy(&body)
-            ))
+    async fn attempt(
+        client: &reqwest::Client,
+        url: &str,
+        script: &S,
+        k: usize,
+    ) -> Result<(), String> {
+        let (body, ticket) = script.body(k);
+        match post(client, url, body).await {
+            Ok((status, body)) => script.settle(ticket, Ok((status, &body))),
+            Err(e) => script.settle(ticket, Err(e.to_string())),
         }
     }
 
@@ -193,15 +181,14 @@ impl Generator {
         let deadline = start + duration;
         let mut tasks = Vec::with_capacity(concurrency);
         for _ in 0..concurrency {
-            let (client, cases, next) = (self.client.clone(), self.cases.clone(), next.clone());
+            let (client, script, next) = (self.client.clone(), self.script.clone(), next.clone());
             let urls = urls.clone();
             tasks.push(tokio::spawn(async move {
                 let mut out = Outcome::empty()?;
                 while Instant::now() < deadline {
                     let k = next.fetch_add(1, Ordering::Relaxed);
-                    let (url, case) = (&urls[k % urls.len()], &cases[k % cases.len()]);
                     let sent = Instant::now();
-                    let result = Self::attempt(&client, url, case).await;
+                    let result = Self::attempt(&client, &urls[k % urls.len()], &script, k).await;
                     out.record(result, sent.elapsed());
                 }
                 anyhow::Ok(out)
@@ -238,12 +225,11 @@ impl Generator {
                 shed.fetch_add(1, Ordering::Relaxed);
                 continue;
             };
-            let (client, cases, tx) = (self.client.clone(), self.cases.clone(), tx.clone());
+            let (client, script, tx) = (self.client.clone(), self.script.clone(), tx.clone());
             let urls = urls.clone();
             tokio::spawn(async move {
                 let k = k as usize;
-                let (url, case) = (&urls[k % urls.len()], &cases[k % cases.len()]);
-                let result = Self::attempt(&client, url, case).await;
+                let result = Self::attempt(&client, &urls[k % urls.len()], &script, k).await;
                 let _ = tx.send((result, due.elapsed()));
                 drop(permit);
             });
@@ -271,4 +257,46 @@ impl Generator {
         out.elapsed = duration;
         Ok(out)
     }
+}
+
+impl Generator<Replies> {
+    pub fn cases(&self) -> &[Case] {
+        self.script.cases()
+    }
+
+    /// Sends every body once to the first flow and one body to each other flow, and checks
+    /// each answer in full; the first wrong answer fails.
+    pub async fn verify(&self, urls: &[String]) -> Result<()> {
+        let (first, others) = urls.split_first().context("no flow to verify")?;
+        let every_body = self.cases().iter().map(|case| (first, case));
+        let each_flow = others.iter().map(|url| (url, &self.cases()[0]));
+        for (url, case) in every_body.chain(each_flow) {
+            self.try_once(url, case)
+                .await
+                .with_context(|| format!("{url}: answer to {}", case.body))?;
+        }
+        Ok(())
+    }
+
+    /// One request with the full check of its answer.
+    pub async fn try_once(&self, url: &str, case: &Case) -> Result<()> {
+        let (status, body) = post(&self.client, url, case.body.clone()).await?;
+        case.check(status, &body).map_err(anyhow::Error::msg)
+    }
+}
+
+/// POSTs `body` as JSON; the answer's status and body.
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    body: String,
+) -> Result<(u16, axum::body::Bytes), reqwest::Error> {
+    let res = client
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await?;
+    let status = res.status().as_u16();
+    Ok((status, res.bytes().await?))
 }

@@ -6,8 +6,14 @@
 //! `bench/flows/oih.json`, Node-RED from its flow file `bench/flows/node-red.json`, n8n through
 //! its REST API from `bench/flows/n8n.json`. Each system's answers are checked in full before
 //! it is measured. Loads are interleaved (for each load, round after round, every system in
-//! turn) so that drift of the machine hits all systems alike. See `bench/README.md`.
+//! turn) so that drift of the machine hits all systems alike.
+//!
+//! Scenario (b) (`ingest.rs`) starts the systems afresh with the asynchronous variant of the
+//! flow (`bench/flows/*-async.json`: answered at once, the result POSTed to a sink in the
+//! harness) and measures accepted requests, results at the sink and end-to-end latency. See
+//! `bench/README.md`.
 
+mod ingest;
 mod load;
 mod n8n;
 mod peers;
@@ -15,6 +21,7 @@ mod plot;
 mod process;
 mod procs;
 mod report;
+mod sink;
 mod systems;
 mod workload;
 
@@ -29,7 +36,8 @@ use load::{Generator, Mode};
 use peers::Peers;
 use procs::Units;
 use report::{Idle, Report, Row, Startup, mib};
-use systems::{Context, Kind, Running};
+use systems::{Context, Flow, Kind, Running};
+use workload::Replies;
 
 #[derive(Debug, Clone, Args)]
 pub struct CompareArgs {
@@ -60,11 +68,22 @@ pub struct CompareArgs {
     /// Open loop: requests in flight beyond which a due request is not sent (an error).
     #[arg(long, default_value_t = 512)]
     max_in_flight: usize,
+    /// Scenario (b), asynchronous ingestion: closed-loop client counts.
+    #[arg(long, value_delimiter = ',', default_values_t = [4, 16, 64])]
+    async_concurrency: Vec<usize>,
+    /// Scenario (b): seconds after the load stops within which every accepted result must
+    /// reach the sink (later ones count as lost).
+    #[arg(long, default_value_t = 30)]
+    drain: u64,
+    /// Skip scenario (b), asynchronous ingestion.
+    #[arg(long)]
+    no_async: bool,
     /// Seconds after which a request counts as failed.
     #[arg(long, default_value_t = 30)]
     timeout: u64,
     /// A smoke run of the harness (a few seconds per system): checks that every system
-    /// answers every body correctly and that no request fails. Asserts nothing about speed.
+    /// answers every body correctly, that no request fails and (scenario b) that no result is
+    /// lost or wrong. Asserts nothing about speed.
     #[arg(long)]
     quick: bool,
     /// The `oih` binary [default: beside this one].
@@ -98,10 +117,21 @@ struct Plan {
     warmup: Duration,
     rounds: usize,
     timeout: Duration,
+    /// Scenario (b)'s client counts; empty: skipped.
+    ingest_concurrency: Vec<usize>,
+    ingest_warmup: Duration,
+    drain: Duration,
 }
 
 impl Plan {
     fn new(args: &CompareArgs) -> Result<Self> {
+        let ingest = |concurrency: Vec<usize>| {
+            if args.no_async {
+                Vec::new()
+            } else {
+                concurrency
+            }
+        };
         let plan = if args.quick {
             Self {
                 concurrency: vec![4],
@@ -111,6 +141,10 @@ impl Plan {
                 warmup: Duration::from_millis(500),
                 rounds: 1,
                 timeout: Duration::from_secs(10),
+                ingest_concurrency: ingest(vec![4]),
+                // The check before measuring has just sent every body.
+                ingest_warmup: Duration::ZERO,
+                drain: Duration::from_secs(args.drain),
             }
         } else {
             Self {
@@ -121,14 +155,22 @@ impl Plan {
                 warmup: Duration::from_secs(3),
                 rounds: args.rounds,
                 timeout: Duration::from_secs(args.timeout),
+                ingest_concurrency: ingest(args.async_concurrency.clone()),
+                ingest_warmup: Duration::from_secs(3),
+                drain: Duration::from_secs(args.drain),
             }
         };
         ensure!(
             plan.rounds > 0
                 && !plan.duration.is_zero()
                 && plan.flows_concurrency > 0
-                && plan.concurrency.iter().chain(&plan.flows).all(|&c| c > 0),
-            "--rounds, --duration, --concurrency, --flows and --flows-concurrency must be positive"
+                && plan
+                    .concurrency
+                    .iter()
+                    .chain(&plan.flows)
+                    .chain(&plan.ingest_concurrency)
+                    .all(|&c| c > 0),
+            "--rounds, --duration, --concurrency, --flows, --flows-concurrency and --async-concurrency must be positive"
         );
         Ok(plan)
     }
@@ -163,7 +205,7 @@ pub async fn run(args: CompareArgs) -> Result<()> {
         database_url: args.database_url.clone(),
         amqp_url: args.amqp_url.clone(),
     };
-    let generator = Generator::new(workload::cases(), plan.timeout)?;
+    let generator = Generator::new(Replies::default(), plan.timeout)?;
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let machine = machine();
     println!(
@@ -223,6 +265,19 @@ pub async fn run(args: CompareArgs) -> Result<()> {
         rows.extend(measure(&running, &generator, &plan, mode).await?);
     }
 
+    // Scenario (b): every system afresh with the asynchronous flow.
+    let ingest_systems = ingest::systems(&systems);
+    let ingest = if plan.ingest_concurrency.is_empty() || ingest_systems.is_empty() {
+        Vec::new()
+    } else {
+        if ingest_systems.len() < systems.len() {
+            println!(
+                "scenario (b) leaves out oih-ferryman: its Ferryman transform component does not carry seq"
+            );
+        }
+        ingest::run(&ingest_systems, &ctx, &generator, &plan).await?
+    };
+
     let idle = if args.quick {
         Vec::new()
     } else {
@@ -236,6 +291,7 @@ pub async fn run(args: CompareArgs) -> Result<()> {
         quick: args.quick,
         startups,
         rows,
+        ingest,
         idle,
     };
     let markdown = report.markdown();
@@ -283,6 +339,28 @@ pub async fn run(args: CompareArgs) -> Result<()> {
             })
             .collect();
         ensure!(failed.is_empty(), "requests failed: {}", failed.join(" | "));
+        let failed: Vec<String> = report
+            .ingest
+            .iter()
+            .filter(|r| r.failed())
+            .map(|r| {
+                format!(
+                    "{} ({} errors, {} accepted, {} delivered, {} lost, {} wrong): {}",
+                    r.system.name(),
+                    r.errors,
+                    r.accepted,
+                    r.delivered,
+                    r.lost,
+                    r.wrong,
+                    r.samples.join("; ")
+                )
+            })
+            .collect();
+        ensure!(
+            failed.is_empty(),
+            "scenario (b) failed: {}",
+            failed.join(" | ")
+        );
     }
     Ok(())
 }
@@ -292,12 +370,12 @@ pub async fn run(args: CompareArgs) -> Result<()> {
 async fn start_all(
     systems: &[Kind],
     ctx: &Context,
-    generator: &Generator,
+    generator: &Generator<Replies>,
     flows: usize,
 ) -> Result<Vec<Running>> {
     let mut running = Vec::new();
     for &kind in systems {
-        let system = systems::start(kind, ctx, generator, flows)
+        let system = systems::start(kind, ctx, Flow::Reply(generator), flows)
             .await
             .with_context(|| format!("starting {} with {flows} flow(s)", kind.name()))?;
         generator.verify(&system.urls).await.with_context(|| {
@@ -307,19 +385,28 @@ async fn start_all(
                 system.log().display()
             )
         })?;
-        println!(
-            "{:<9} {flows} flow(s): ready in {} ms, first correct reply at {} ms, every answer checked is right",
-            kind.name(),
-            system.ready.as_millis(),
-            system.first_reply.as_millis()
-        );
+        announce(&system, &format!("{flows} flow(s)"));
         running.push(system);
     }
     Ok(running)
 }
 
+/// Prints that `system` is ready with `what` and has answered right.
+fn announce(system: &Running, what: &str) {
+    println!(
+        "{:<9} {what}: ready in {} ms, first correct result at {} ms, every answer checked is right",
+        system.kind.name(),
+        system.ready.as_millis(),
+        system.first_reply.as_millis()
+    );
+}
+
 /// Warms the systems up, then measures them at each closed-loop client count.
-async fn client_loads(running: &[Running], generator: &Generator, plan: &Plan) -> Result<Vec<Row>> {
+async fn client_loads(
+    running: &[Running],
+    generator: &Generator<Replies>,
+    plan: &Plan,
+) -> Result<Vec<Row>> {
     warm_up(running, generator, plan).await?;
     let mut rows = Vec::new();
     for &concurrency in &plan.concurrency {
@@ -329,7 +416,7 @@ async fn client_loads(running: &[Running], generator: &Generator, plan: &Plan) -
 }
 
 /// Lets each system warm up (JIT compilation, connection pools) at the highest load.
-async fn warm_up(running: &[Running], generator: &Generator, plan: &Plan) -> Result<()> {
+async fn warm_up(running: &[Running], generator: &Generator<Replies>, plan: &Plan) -> Result<()> {
     let concurrency = plan.concurrency.iter().copied().max().unwrap_or(1);
     for system in running {
         generator
@@ -375,7 +462,7 @@ fn choose_systems(args: &CompareArgs) -> Vec<Kind> {
 /// Measures every system under `mode`, taking turns for each round.
 async fn measure(
     running: &[Running],
-    generator: &Generator,
+    generator: &Generator<Replies>,
     plan: &Plan,
     mode: Mode,
 ) -> Result<Vec<Row>> {

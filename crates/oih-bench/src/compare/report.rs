@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use super::load::{Mode, Outcome};
 use super::procs::Usage;
+use super::sink::Tally;
 use super::systems::Kind;
 
 /// One system under one load, all rounds together.
@@ -67,10 +68,7 @@ impl Row {
 
     /// Latency at quantile `q` in milliseconds (0 when nothing succeeded).
     pub fn ms(&self, q: f64) -> f64 {
-        if self.latency_us.is_empty() {
-            return 0.0;
-        }
-        self.latency_us.value_at_quantile(q) as f64 / 1000.0
+        ms(&self.latency_us, q)
     }
 
     pub fn max_ms(&self) -> f64 {
@@ -95,18 +93,148 @@ impl Row {
             "errors": self.errors,
             "seconds": round(self.seconds, 2),
             "req_per_s": round(self.per_sec(), 1),
-            "latency_ms": {
-                "p50": round(self.ms(0.50), 3),
-                "p90": round(self.ms(0.90), 3),
-                "p99": round(self.ms(0.99), 3),
-                "max": round(self.max_ms(), 3),
-            },
+            "latency_ms": latency_json(&self.latency_us),
             "cpu_seconds": round(self.cpu_seconds, 2),
             "cpu_ms_per_request": round(self.cpu_ms_per_request(), 3),
             "peak_rss_mib": round(mib(self.peak_rss_bytes), 1),
             "error_samples": self.error_samples,
         })
     }
+}
+
+/// Scenario (b): one system at one closed-loop client count, all rounds together.
+pub struct IngestRow {
+    pub system: Kind,
+    pub concurrency: usize,
+    pub rounds: usize,
+    /// 2xx answers.
+    pub accepted: u64,
+    pub errors: u64,
+    /// Seconds of load.
+    pub seconds: f64,
+    /// Latency of the HTTP answers, accepted ones only.
+    pub answer_us: Histogram<u64>,
+    pub delivered: u64,
+    /// Seconds from the start of each load to its last result at the sink.
+    pub delivery_seconds: f64,
+    pub e2e_us: Histogram<u64>,
+    pub lost: u64,
+    pub expected_dropped: u64,
+    pub wrong: u64,
+    /// Load and drain.
+    pub cpu_seconds: f64,
+    pub peak_rss_bytes: u64,
+    pub samples: Vec<String>,
+}
+
+impl IngestRow {
+    pub fn new(system: Kind, concurrency: usize) -> Result<Self> {
+        Ok(Self {
+            system,
+            concurrency,
+            rounds: 0,
+            accepted: 0,
+            errors: 0,
+            seconds: 0.0,
+            answer_us: Histogram::new_with_bounds(1, 600_000_000, 3)?,
+            delivered: 0,
+            delivery_seconds: 0.0,
+            e2e_us: Histogram::new_with_bounds(1, 600_000_000, 3)?,
+            lost: 0,
+            expected_dropped: 0,
+            wrong: 0,
+            cpu_seconds: 0.0,
+            peak_rss_bytes: 0,
+            samples: Vec::new(),
+        })
+    }
+
+    /// One round: the load's `outcome` from `started`, what reached the sink by the end of
+    /// the drain, and what it cost.
+    pub fn add(
+        &mut self,
+        outcome: &Outcome,
+        tally: &Tally,
+        started: std::time::Instant,
+        usage: Usage,
+    ) -> Result<()> {
+        self.rounds += 1;
+        self.accepted += outcome.ok;
+        self.errors += outcome.errors;
+        self.seconds += outcome.elapsed.as_secs_f64();
+        self.answer_us.add(&outcome.latency_us)?;
+        self.delivered += tally.delivered;
+        // Results still arriving after the load stopped count at the rate they came.
+        let last = tally
+            .last_arrival
+            .map_or(0.0, |at| at.duration_since(started).as_secs_f64());
+        self.delivery_seconds += last.max(outcome.elapsed.as_secs_f64());
+        self.e2e_us.add(&tally.e2e_us)?;
+        self.lost += tally.lost;
+        self.expected_dropped += tally.expected_dropped;
+        self.wrong += tally.wrong;
+        self.cpu_seconds += usage.cpu_seconds;
+        self.peak_rss_bytes = self.peak_rss_bytes.max(usage.peak_rss_bytes);
+        for e in outcome.error_samples.iter().chain(&tally.samples) {
+            if self.samples.len() < 5 {
+                self.samples.push(e.clone());
+            }
+        }
+        Ok(())
+    }
+
+    pub fn accepted_per_sec(&self) -> f64 {
+        self.accepted as f64 / self.seconds.max(f64::EPSILON)
+    }
+
+    pub fn delivered_per_sec(&self) -> f64 {
+        self.delivered as f64 / self.delivery_seconds.max(f64::EPSILON)
+    }
+
+    /// Whether anything went wrong: a failed request, a lost or a wrong result.
+    pub fn failed(&self) -> bool {
+        self.errors + self.lost + self.wrong > 0 || self.accepted == 0 || self.delivered == 0
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "system": self.system,
+            "load": Mode::Closed { concurrency: self.concurrency },
+            "rounds": self.rounds,
+            "accepted": self.accepted,
+            "errors": self.errors,
+            "seconds": round(self.seconds, 2),
+            "accepted_per_s": round(self.accepted_per_sec(), 1),
+            "answer_latency_ms": latency_json(&self.answer_us),
+            "delivered": self.delivered,
+            "delivery_seconds": round(self.delivery_seconds, 2),
+            "delivered_per_s": round(self.delivered_per_sec(), 1),
+            "e2e_latency_ms": latency_json(&self.e2e_us),
+            "lost": self.lost,
+            "expected_dropped": self.expected_dropped,
+            "wrong": self.wrong,
+            "cpu_seconds": round(self.cpu_seconds, 2),
+            "peak_rss_mib": round(mib(self.peak_rss_bytes), 1),
+            "samples": self.samples,
+        })
+    }
+}
+
+/// Latency at quantile `q` in milliseconds (0 when nothing was recorded).
+fn ms(h: &Histogram<u64>, q: f64) -> f64 {
+    if h.is_empty() {
+        return 0.0;
+    }
+    h.value_at_quantile(q) as f64 / 1000.0
+}
+
+fn latency_json(h: &Histogram<u64>) -> Value {
+    json!({
+        "p50": round(ms(h, 0.50), 3),
+        "p90": round(ms(h, 0.90), 3),
+        "p99": round(ms(h, 0.99), 3),
+        "max": round(h.max() as f64 / 1000.0, 3),
+    })
 }
 
 /// How a system started.
@@ -134,6 +262,7 @@ pub struct Report {
     pub quick: bool,
     pub startups: Vec<Startup>,
     pub rows: Vec<Row>,
+    pub ingest: Vec<IngestRow>,
     pub idle: Vec<Idle>,
 }
 
@@ -182,6 +311,29 @@ impl Report {
             .collect()
     }
 
+    /// (clients, peer, accepted oih/peer, delivered oih/peer, e2e p99 oih/peer) for every
+    /// peer row of scenario (b).
+    fn ingest_ratios(&self) -> Vec<(usize, Kind, f64, f64, f64)> {
+        self.ingest
+            .iter()
+            .filter(|r| r.system != Kind::Oih)
+            .filter_map(|peer| {
+                let oih = self
+                    .ingest
+                    .iter()
+                    .find(|r| r.system == Kind::Oih && r.concurrency == peer.concurrency)?;
+                let per = |a: f64, b: f64| a / b.max(f64::EPSILON);
+                Some((
+                    peer.concurrency,
+                    peer.system,
+                    per(oih.accepted_per_sec(), peer.accepted_per_sec()),
+                    per(oih.delivered_per_sec(), peer.delivered_per_sec()),
+                    per(ms(&oih.e2e_us, 0.99), ms(&peer.e2e_us, 0.99)),
+                ))
+            })
+            .collect()
+    }
+
     pub fn json(&self) -> Value {
         json!({
             "bench": "compare",
@@ -196,6 +348,14 @@ impl Report {
                 "peer": peer,
                 "throughput": round(tput, 2),
                 "p99_latency": round(p99, 3),
+            })).collect::<Vec<_>>(),
+            "ingest": self.ingest.iter().map(IngestRow::json).collect::<Vec<_>>(),
+            "ingest_ratios_oih_over_peer": self.ingest_ratios().into_iter().map(|(clients, peer, accepted, delivered, p99)| json!({
+                "load": Mode::Closed { concurrency: clients },
+                "peer": peer,
+                "accepted": round(accepted, 2),
+                "delivered": round(delivered, 2),
+                "e2e_p99_latency": round(p99, 3),
             })).collect::<Vec<_>>(),
             "idle": self.idle,
         })
@@ -265,6 +425,7 @@ impl Report {
                 let _ = writeln!(out, "| {load} | {} | {tput:.2} | {p99:.3} |", peer.name());
             }
         }
+        self.ingest_markdown(&mut out);
         if !self.idle.is_empty() {
             let _ = writeln!(
                 out,
@@ -283,6 +444,66 @@ impl Report {
                 r.error_samples.join("; ")
             );
         }
+        for r in self.ingest.iter().filter(|r| !r.samples.is_empty()) {
+            let _ = writeln!(
+                out,
+                "\nErrors of {} in scenario (b) at {} clients: {}",
+                r.system.name(),
+                r.concurrency,
+                r.samples.join("; ")
+            );
+        }
         out
+    }
+
+    /// Scenario (b)'s table and ratios.
+    fn ingest_markdown(&self, out: &mut String) {
+        if self.ingest.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "\n## Scenario (b): asynchronous ingestion\n\nHTTP → transform → filter → POST to a sink; the answer comes once the system has taken the request, end-to-end latency is from sending the request to its result reaching the sink. Lost: accepted, kept by the filter, not at the sink within the drain period after the load stopped; dropped by filter: accepted, and rightly never delivered.\n"
+        );
+        let _ = writeln!(
+            out,
+            "| clients | system | accepted req/s | delivered msg/s | e2e p50 ms | e2e p90 ms | e2e p99 ms | e2e max ms | lost | dropped by filter | wrong | answer p50 ms | answer p99 ms | errors | CPU s | peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        );
+        for r in &self.ingest {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {:.2} | {:.2} | {} | {:.1} | {:.1} |",
+                r.concurrency,
+                r.system.name(),
+                r.accepted_per_sec(),
+                r.delivered_per_sec(),
+                ms(&r.e2e_us, 0.50),
+                ms(&r.e2e_us, 0.90),
+                ms(&r.e2e_us, 0.99),
+                r.e2e_us.max() as f64 / 1000.0,
+                r.lost,
+                r.expected_dropped,
+                r.wrong,
+                ms(&r.answer_us, 0.50),
+                ms(&r.answer_us, 0.99),
+                r.errors,
+                r.cpu_seconds,
+                mib(r.peak_rss_bytes),
+            );
+        }
+        let ratios = self.ingest_ratios();
+        if !ratios.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nRatios oih / peer in scenario (b): rates above 1 and p99 below 1 favour oih.\n\n| clients | peer | accepted oih/peer | delivered oih/peer | e2e p99 oih/peer |\n|---|---|---|---|---|"
+            );
+            for (clients, peer, accepted, delivered, p99) in ratios {
+                let _ = writeln!(
+                    out,
+                    "| {clients} | {} | {accepted:.2} | {delivered:.2} | {p99:.3} |",
+                    peer.name()
+                );
+            }
+        }
     }
 }

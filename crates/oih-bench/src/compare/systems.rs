@@ -1,5 +1,7 @@
 //! Starting each system fresh (new data directory, free port), creating the benchmark flow in
-//! it through its own API or flow file, and timing how long until it answers correctly.
+//! it through its own API or flow file, and timing how long until it answers correctly. The
+//! flow is scenario (a)'s (replies with its result) or scenario (b)'s (answers at once, POSTs
+//! its result to the harness's sink): [`Flow`].
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -9,11 +11,13 @@ use anyhow::{Context as _, Result, bail, ensure};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
+use super::ingest::Ingest;
 use super::load::Generator;
 use super::n8n;
 use super::peers::Peers;
 use super::process::{Process, free_port};
 use super::procs::{Monitor, Units};
+use super::workload::Replies;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -60,6 +64,53 @@ pub struct Context {
     pub amqp_url: Option<String>,
 }
 
+/// Which benchmark flow a system gets, with the load that checks its first answer.
+#[derive(Clone, Copy)]
+pub enum Flow<'a> {
+    /// Scenario (a): `bench/flows/<system>.json`, replying with the result.
+    Reply(&'a Generator<Replies>),
+    /// Scenario (b): `bench/flows/<system>-async.json`, answering at once and POSTing the
+    /// result to the sink of this load.
+    Ingest(&'a Generator<Ingest>),
+}
+
+/// Where the asynchronous flow files name the sink.
+const SINK_URL: &str = "@SINK_URL@";
+
+impl Flow<'_> {
+    /// The flow file of `system` (`oih`, `node-red`, `n8n`), the sink's URL filled in.
+    fn read(&self, ctx: &Context, system: &str) -> Result<Value> {
+        let (file, sink) = match self {
+            Flow::Reply(_) => (format!("{system}.json"), None),
+            Flow::Ingest(load) => (
+                format!("{system}-async.json"),
+                Some(load.script().sink_url()),
+            ),
+        };
+        let file = ctx.flows_dir.join(file);
+        let mut text = std::fs::read_to_string(&file)
+            .with_context(|| format!("reading {}", file.display()))?;
+        if let Some(sink) = sink {
+            ensure!(
+                text.contains(SINK_URL),
+                "{} does not name the sink ({SINK_URL})",
+                file.display()
+            );
+            text = text.replace(SINK_URL, sink);
+        }
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))
+    }
+
+    /// Ok once the flow at `url` does its work: (a) the right reply to the first body; (b) a
+    /// kept order accepted and its result at the sink.
+    async fn first_answer(&self, url: &str) -> Result<()> {
+        match self {
+            Flow::Reply(load) => load.try_once(url, &load.cases()[0]).await,
+            Flow::Ingest(load) => load.first_result(url).await,
+        }
+    }
+}
+
 /// A started system with the benchmark flow active.
 pub struct Running {
     pub kind: Kind,
@@ -68,7 +119,8 @@ pub struct Running {
     /// From spawning the process to its health endpoint answering.
     pub ready: Duration,
     /// From spawning the process to the first correct answer of the flow (the flow created
-    /// through the API in between, where the system needs that).
+    /// through the API in between, where the system needs that); scenario (b): to the first
+    /// result at the sink.
     pub first_reply: Duration,
     /// Resident memory once the flow is ready, before any load.
     pub idle_rss_bytes: u64,
@@ -124,7 +176,7 @@ async fn get_ok(http: &reqwest::Client, url: &str) -> Result<()> {
 }
 
 /// Starts `kind` with `flows` copies of the benchmark flow, each active and answering.
-pub async fn start(kind: Kind, ctx: &Context, load: &Generator, flows: usize) -> Result<Running> {
+pub async fn start(kind: Kind, ctx: &Context, flow: Flow<'_>, flows: usize) -> Result<Running> {
     ensure!(flows > 0, "at least one flow");
     ensure!(
         flows == 1 || kind != Kind::N8n,
@@ -163,7 +215,7 @@ pub async fn start(kind: Kind, ctx: &Context, load: &Generator, flows: usize) ->
         }
         Kind::NodeRed => {
             let red = ctx.peers.node_red()?;
-            let template = read_json(&ctx.flows_dir.join("node-red.json"))?;
+            let template = flow.read(ctx, "node-red")?;
             std::fs::write(
                 dir.path().join("flows.json"),
                 node_red_flows(&template, flows)?.to_string(),
@@ -198,17 +250,17 @@ pub async fn start(kind: Kind, ctx: &Context, load: &Generator, flows: usize) ->
             .await?;
             let ready = started.elapsed();
             let token = oih_login(&http, &base).await?;
-            let mut flow = read_json(&ctx.flows_dir.join("oih.json"))?;
+            let mut graph = flow.read(ctx, "oih")?;
             if kind == Kind::OihFerryman {
                 let component = ferryman_component(ctx, &http, &base, &token).await?;
-                let transform = flow["graph"]["nodes"]
+                let transform = graph["graph"]["nodes"]
                     .as_array_mut()
                     .and_then(|nodes| nodes.iter_mut().find(|n| n["id"] == "transform"))
-                    .context("bench/flows/oih.json has a transform node")?;
+                    .context("oih's flow file has a transform node")?;
                 transform["componentId"] = json!(component);
                 transform["fields"] = json!({});
             }
-            (ready, oih_flows(&http, &base, &token, &flow, flows).await?)
+            (ready, oih_flows(&http, &base, &token, &graph, flows).await?)
         }
         Kind::NodeRed => {
             wait_for(
@@ -232,14 +284,13 @@ pub async fn start(kind: Kind, ctx: &Context, load: &Generator, flows: usize) ->
             )
             .await?;
             let ready = started.elapsed();
-            let workflow = read_json(&ctx.flows_dir.join("n8n.json"))?;
+            let workflow = flow.read(ctx, "n8n")?;
             (
                 ready,
                 vec![n8n::create_flow(&http, &base, &workflow).await?],
             )
         }
     };
-    let first = &load.cases()[0];
     let mut first_reply = None;
     // A flow answers once the system has seen it start (oih: over its event bus).
     for url in &urls {
@@ -247,7 +298,7 @@ pub async fn start(kind: Kind, ctx: &Context, load: &Generator, flows: usize) ->
             &mut process,
             Duration::from_secs(60),
             "the flow's first correct answer",
-            || load.try_once(url, first),
+            || flow.first_answer(url),
         )
         .await?;
         first_reply.get_or_insert_with(|| started.elapsed());
@@ -356,12 +407,6 @@ async fn idle_rss(ctx: &Context, command: Command, log: &Path, probe: &str) -> R
 
 const OIH_ADMIN: &str = "bench@example.com";
 const OIH_PASSWORD: &str = "oih-bench-admin-password";
-
-fn read_json(file: &Path) -> Result<Value> {
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))
-}
 
 /// The benchmark admin's token.
 async fn oih_login(http: &reqwest::Client, base: &str) -> Result<String> {

@@ -9,6 +9,8 @@
 
 use serde_json::{Map, Value, json};
 
+use super::load::Script;
+
 /// How many distinct bodies the load generator cycles through.
 const BODIES: usize = 100;
 
@@ -57,6 +59,44 @@ fn case(id: usize) -> Case {
     }
 }
 
+/// Scenario (a)'s script: the bodies cycled in order, each answer's status checked against
+/// what the flow makes of its body.
+pub struct Replies(Vec<Case>);
+
+impl Default for Replies {
+    fn default() -> Self {
+        Self(cases())
+    }
+}
+
+impl Replies {
+    pub fn cases(&self) -> &[Case] {
+        &self.0
+    }
+}
+
+impl Script for Replies {
+    /// The index of the body's case.
+    type Ticket = usize;
+
+    fn body(&self, k: usize) -> (String, usize) {
+        let i = k % self.0.len();
+        (self.0[i].body.clone(), i)
+    }
+
+    fn settle(&self, i: usize, answer: Result<(u16, &[u8]), String>) -> Result<(), String> {
+        let (status, body) = answer?;
+        if self.0[i].status_ok(status) {
+            Ok(())
+        } else {
+            Err(format!(
+                "status {status}: {}",
+                String::from_utf8_lossy(body)
+            ))
+        }
+    }
+}
+
 impl Case {
     /// Whether `status` is the right kind of answer (checked on every request under load).
     pub fn status_ok(&self, status: u16) -> bool {
@@ -91,7 +131,7 @@ impl Case {
 }
 
 /// Equal field by field, numbers by value (engines print 7 as `7` or `7.0`).
-fn same(want: &Map<String, Value>, got: &Map<String, Value>) -> bool {
+pub fn same(want: &Map<String, Value>, got: &Map<String, Value>) -> bool {
     want.len() == got.len()
         && want.iter().all(|(k, w)| match (w, got.get(k)) {
             (Value::Number(w), Some(Value::Number(g))) => w.as_f64() == g.as_f64(),
