@@ -192,6 +192,20 @@ impl Runner for BuiltinRunner {
 
 impl BuiltinRunner {
     async fn run(self, cancel: CancellationToken) {
+        // A step the dataflow runs in place gets nothing through its queue; it is consumed
+        // only to finish what an earlier run (with inline steps off) left there. So a hub with
+        // many flows does not hold a consumer (on RabbitMQ, a channel) per step.
+        if self.inline && self.shared.step.inline() {
+            match self.shared.bus.queue_len(&self.queue).await {
+                Ok(0) => return,
+                Ok(left) => {
+                    tracing::info!(queue = %self.queue, left, "consuming what an earlier run left")
+                }
+                Err(err) => {
+                    tracing::warn!(queue = %self.queue, error = %err, "queue length unknown; consuming it")
+                }
+            }
+        }
         let opts = ConsumeOptions {
             prefetch: self.prefetch,
         };

@@ -18,6 +18,7 @@ engines!(
     an_inline_reply_answers_the_caller_once,
     a_filtered_message_tells_the_caller_the_outcome,
     inline_and_queued_steps_mix_in_one_execution,
+    what_an_earlier_run_left_in_an_inline_steps_queue_is_processed,
 );
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -308,5 +309,48 @@ async fn inline_and_queued_steps_mix_in_one_execution(mut hub: Hub) {
         assert_eq!(execution["steps"]["call"]["out"], 1);
     }
     server.abort();
+    hub.shutdown().await;
+}
+
+/// With inline steps off, inputs wait in the steps' queues; after a restart with them on, an
+/// inline step's runner still takes what was left there (and holds no consumer otherwise).
+async fn what_an_earlier_run_left_in_an_inline_steps_queue_is_processed(mut hub: Hub) {
+    let flow = linear_flow(TENANT, "userId");
+    let id = flow["id"].as_str().expect("id").to_owned();
+    let names = FlowNames::new(&id);
+    oih_orchestrator::topology::declare_flow(
+        hub.bus.as_ref(),
+        &id,
+        &["step_1", "step_2", "step_3"],
+    )
+    .await
+    .expect("topology");
+    let mut left = oih_bus::Message::json(&json!({"data": {"n": 5}, "metadata": {}}));
+    for (name, value) in [
+        ("taskId", id.as_str()),
+        ("stepId", "step_2"),
+        ("flowExecId", "left-over"),
+    ] {
+        left = left.with_header(name, value);
+    }
+    hub.bus
+        .publish(&names.exchange, &names.key("step_2", "input"), left)
+        .await
+        .expect("publish");
+    let queue = names.messages_queue("step_2");
+    assert_eq!(hub.bus.queue_len(&queue).await.expect("len"), 1);
+    hub.started(&flow).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    while hub.bus.queue_len(&queue).await.expect("len") > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the left-over input was not taken"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Its output went on as the queued path sends it: to the backchannel, whose handler
+    // forwards it to step_3 (run in place).
+    let exec = hub.execute(&flow, json!({"n": 1})).await;
+    assert_eq!(hub.finished(&exec).await["status"], "succeeded");
     hub.shutdown().await;
 }
