@@ -8,6 +8,7 @@ mod bus;
 mod compare;
 mod log;
 mod services;
+mod step;
 
 use clap::{Parser, Subcommand};
 
@@ -30,6 +31,8 @@ enum Command {
     Audit(services::AuditArgs),
     /// Authenticated requests: throughput and latency of a protected endpoint per auth mode.
     Auth(auth::AuthArgs),
+    /// One builtin step run in place: messages/s and per-message latency (scenario d).
+    Step(step::StepArgs),
     /// oih against n8n and Node-RED: the same flow, the same load, side by side.
     // Boxed: by far the largest set of arguments.
     Compare(Box<compare::CompareArgs>),
@@ -39,6 +42,7 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Bus(args) => bus::run(args).await,
+        Command::Step(args) => step::run(args).await,
         Command::Log(args) => log::run(args).await,
         Command::Mdr(args) => services::mdr(args).await,
         Command::Audit(args) => services::audit(args).await,

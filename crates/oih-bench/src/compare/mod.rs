@@ -23,7 +23,7 @@ mod procs;
 mod report;
 mod sink;
 mod systems;
-mod workload;
+pub(crate) mod workload;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
