@@ -3,6 +3,7 @@
 mod admin;
 mod cli;
 mod client;
+mod memory;
 mod redact;
 mod serve;
 mod services;
@@ -21,8 +22,13 @@ use crate::cli::{Cli, Command};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+fn main() -> ExitCode {
+    memory::apply_allocator_settings();
+    run()
+}
+
 #[tokio::main]
-async fn main() -> ExitCode {
+async fn run() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init(cli.log_format);
     let result = match cli.command {

@@ -426,3 +426,31 @@ async fn a_webhook_call_in_flight_at_sigterm_still_gets_its_reply() {
     );
     assert_exits_cleanly(&mut running, "SIGTERM");
 }
+
+/// The hub runs with mimalloc's small-footprint settings unless the environment names them.
+#[tokio::test]
+async fn the_hub_runs_with_the_small_footprint_allocator_settings() {
+    let environ = |running: &Running| {
+        let raw = std::fs::read(format!("/proc/{}/environ", running.0.id())).expect("environ");
+        String::from_utf8_lossy(&raw)
+            .split('\0')
+            .filter(|v| v.starts_with("MIMALLOC_"))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let data = tempfile::tempdir().expect("tempdir");
+    let (running, _base) = start(data.path(), &[]);
+    let mut set = environ(&running);
+    set.sort();
+    assert_eq!(
+        set,
+        ["MIMALLOC_ARENA_EAGER_COMMIT=0", "MIMALLOC_PURGE_DELAY=0"],
+        "the same process (pid) re-executed with the settings"
+    );
+    drop(running);
+    // An operator's own setting is kept, and nothing is added to it.
+    let data = tempfile::tempdir().expect("tempdir");
+    let (running, _base) = start(data.path(), &[("MIMALLOC_PURGE_DELAY", "10")]);
+    assert_eq!(environ(&running), ["MIMALLOC_PURGE_DELAY=10"]);
+    drop(running);
+}
