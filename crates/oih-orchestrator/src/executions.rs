@@ -412,11 +412,11 @@ impl ExecutionStore {
 
     /// Stores a new execution under its `flowExecId`; `StoreError::Duplicate` if it is taken.
     /// A running one stays in memory for the changes to come.
-    pub async fn insert(&self, execution: Execution) -> Result<(), StoreError> {
+    pub async fn insert(&self, execution: &Execution) -> Result<(), StoreError> {
         let expires_at = self.retention.map(|r| execution.created_at + r);
-        let version = self.write(Op::Insert { expires_at }, &execution).await?;
+        let version = self.write(Op::Insert { expires_at }, execution).await?;
         if execution.status == Status::Running {
-            self.hot.keep(version, execution);
+            self.hot.keep(version, execution.clone());
         }
         Ok(())
     }

@@ -324,7 +324,7 @@ impl Dataflow {
     /// here it gets a fresh id instead.
     async fn store_new(&self, execution: &mut Execution) -> Result<(), DataflowError> {
         loop {
-            match self.executions.insert(execution.clone()).await {
+            match self.executions.insert(execution).await {
                 Ok(()) => return Ok(()),
                 Err(oih_store::StoreError::Duplicate(_)) => {
                     execution.flow_exec_id = wire::new_id();

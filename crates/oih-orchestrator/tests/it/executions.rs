@@ -6,7 +6,7 @@ use oih_orchestrator::topology::{COLLECTOR, FlowNames};
 use serde_json::json;
 
 use crate::engines;
-use crate::support::{Hub, TENANT, flow, linear_flow, node};
+use crate::support::{Hub, TENANT, failing_flow, flow, linear_flow, node};
 
 engines!(
     a_linear_flow_runs_every_step_and_succeeds,
@@ -140,20 +140,7 @@ async fn a_router_sends_only_along_the_chosen_edges(mut hub: Hub) {
 }
 
 async fn a_step_error_fails_the_execution(mut hub: Hub) {
-    let flow = flow(
-        TENANT,
-        "userId",
-        vec![
-            node("step_1", "noop", json!({})),
-            node(
-                "step_2",
-                "jsonata",
-                json!({"expression": "$error('bad input')"}),
-            ),
-            node("step_3", "log", json!({})),
-        ],
-        &[("step_1", "step_2"), ("step_2", "step_3")],
-    );
+    let flow = failing_flow();
     hub.started(&flow).await;
     let exec = hub.execute(&flow, json!({"n": 1})).await;
     let execution = hub.finished(&exec).await;

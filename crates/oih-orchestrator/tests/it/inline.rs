@@ -8,7 +8,7 @@ use oih_orchestrator::topology::{BACKCHANNEL, COLLECTOR, FlowNames};
 use serde_json::{Value, json};
 
 use crate::engines;
-use crate::support::{Hub, TENANT, flow, linear_flow, node};
+use crate::support::{Hub, TENANT, caller, failing_flow, flow, linear_flow, node};
 
 engines!(
     config = oih_orchestrator::Config::default();
@@ -125,20 +125,7 @@ async fn inline_fan_out_and_routing_reach_only_the_chosen_steps(mut hub: Hub) {
 }
 
 async fn an_inline_step_error_fails_the_execution_and_keeps_the_input(mut hub: Hub) {
-    let flow = flow(
-        TENANT,
-        "userId",
-        vec![
-            node("step_1", "noop", json!({})),
-            node(
-                "step_2",
-                "jsonata",
-                json!({"expression": "$error('bad input')"}),
-            ),
-            node("step_3", "log", json!({})),
-        ],
-        &[("step_1", "step_2"), ("step_2", "step_3")],
-    );
+    let flow = failing_flow();
     let queue = FlowNames::new(flow["id"].as_str().expect("id")).deadletter_queue();
     hub.started(&flow).await;
     let exec = hub.execute(&flow, json!({"n": 1})).await;
@@ -183,23 +170,6 @@ fn replying_flow(filter: &str) -> Value {
         ],
         &[("trigger", "keep"), ("keep", "reply")],
     )
-}
-
-/// A queue for what is published to the backchannel under `key`.
-async fn caller(hub: &Hub, key: &str) -> oih_bus::Consumer {
-    let queue = format!("test-caller-{key}");
-    hub.bus
-        .declare_queue(&queue, &QueueOptions::default())
-        .await
-        .expect("queue");
-    hub.bus
-        .bind_queue(&queue, BACKCHANNEL, key)
-        .await
-        .expect("bind");
-    hub.bus
-        .consume(&queue, ConsumeOptions::default())
-        .await
-        .expect("consume")
 }
 
 async fn an_inline_reply_answers_the_caller_once(mut hub: Hub) {

@@ -3,12 +3,11 @@
 
 use std::time::Duration;
 
-use oih_bus::{ConsumeOptions, Consumer, EventBus, QueueOptions};
-use oih_orchestrator::topology::BACKCHANNEL;
+use oih_bus::{Consumer, EventBus};
 use serde_json::{Value, json};
 
 use crate::engines;
-use crate::support::{Hub, TENANT, flow, linear_flow, node};
+use crate::support::{Hub, TENANT, caller, flow, linear_flow, node};
 
 engines!(
     flow_started_says_whether_callers_wait,
@@ -39,23 +38,6 @@ fn replying_flow(failing: bool) -> Value {
         ],
         &[("trigger", "transform"), ("transform", "reply")],
     )
-}
-
-/// A queue receiving what is published to the backchannel under `prefix.#`.
-async fn caller(hub: &Hub, prefix: &str) -> Consumer {
-    let queue = format!("test-caller-{prefix}");
-    hub.bus
-        .declare_queue(&queue, &QueueOptions::default())
-        .await
-        .expect("queue");
-    hub.bus
-        .bind_queue(&queue, BACKCHANNEL, &format!("{prefix}.#"))
-        .await
-        .expect("bind");
-    hub.bus
-        .consume(&queue, ConsumeOptions::default())
-        .await
-        .expect("consume")
 }
 
 async fn next(consumer: &mut Consumer) -> (String, Value) {

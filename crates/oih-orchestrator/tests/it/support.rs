@@ -378,3 +378,38 @@ pub fn linear_flow(tenant: &str, owner: &str) -> Value {
         &[("step_1", "step_2"), ("step_2", "step_3")],
     )
 }
+
+/// A queue receiving what is published to the backchannel under `prefix.#`.
+pub async fn caller(hub: &Hub, prefix: &str) -> Consumer {
+    let queue = format!("test-caller-{prefix}");
+    hub.bus
+        .declare_queue(&queue, &QueueOptions::default())
+        .await
+        .expect("queue");
+    hub.bus
+        .bind_queue(&queue, BACKCHANNEL, &format!("{prefix}.#"))
+        .await
+        .expect("bind");
+    hub.bus
+        .consume(&queue, ConsumeOptions::default())
+        .await
+        .expect("consume")
+}
+
+/// `step_1 → step_2 → step_3` where `step_2` fails on every input ("bad input").
+pub fn failing_flow() -> Value {
+    flow(
+        TENANT,
+        "userId",
+        vec![
+            node("step_1", "noop", json!({})),
+            node(
+                "step_2",
+                "jsonata",
+                json!({"expression": "$error('bad input')"}),
+            ),
+            node("step_3", "log", json!({})),
+        ],
+        &[("step_1", "step_2"), ("step_2", "step_3")],
+    )
+}
