@@ -36,10 +36,16 @@ pub enum DataflowError {
     /// The step token could not be signed (a bad key: retrying will not help).
     #[error("step token: {0}")]
     Token(String),
+    /// The task running an execution in process panicked or was cancelled.
+    #[error("execution stopped: {0}")]
+    Aborted(String),
 }
 
 /// How long the end of an execution that a Ferryman step ended waits for that step's error.
 const LATE_ERROR_GRACE: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// A message for a waiting webhook caller: its `reply_to` routing key, and the message.
+pub type ToCaller = (String, Message);
 
 /// Published when an execution has ended (every input ended): `{flowExecId, flowId, status,
 /// error, tenant}`.
@@ -58,15 +64,27 @@ pub struct Dataflow {
 }
 
 impl Dataflow {
-    /// `flow.execute` `{flow, msg, msgOpts?}` from the webhooks or the scheduler. A flow this
-    /// process does not run is ignored, as in OIH. `msgOpts.headers.reply_to` names where a
-    /// waiting webhook caller expects its answer.
+    /// `flow.execute` `{flow, msg, msgOpts?}` from the bus (webhooks, scheduler). A flow this
+    /// process does not run is ignored, as in OIH.
     pub async fn execute(&self, payload: &Value) -> Result<(), DataflowError> {
-        let flow = payload.get("flow").unwrap_or(&Value::Null);
-        let flow_id = ["_id", "id"]
-            .iter()
-            .find_map(|k| flow.get(k).and_then(Value::as_str))
-            .ok_or_else(|| DataflowError::Malformed("payload.flow has no id".into()))?;
+        self.start(payload, Answers::OverTheBus).await.map(|_| ())
+    }
+
+    /// Starts an execution of `flow.execute`'s flow and runs it as far as its steps run in
+    /// place (until only queued steps have work). `msgOpts.headers.reply_to` names where a
+    /// waiting webhook caller expects its answer; what those steps send there goes as
+    /// `answers` says, once what they did is stored. False when this process does not run
+    /// the flow.
+    pub(crate) async fn start(
+        &self,
+        payload: &Value,
+        answers: Answers,
+    ) -> Result<bool, DataflowError> {
+        let flow_id = flow_id(payload)?;
+        let Some(running) = self.registry.get(flow_id) else {
+            tracing::info!(flow = flow_id, "flow.execute for a flow not running here");
+            return Ok(false);
+        };
         let source = payload
             .get("msg")
             .cloned()
@@ -78,13 +96,6 @@ impl Dataflow {
             .pointer("/msgOpts/headers/reply_to")
             .and_then(Value::as_str)
             .map(str::to_owned);
-        let Some(running) = self.registry.get(flow_id) else {
-            tracing::info!(
-                flow = flow_id,
-                "flow.execute for a flow not running here ignored"
-            );
-            return Ok(());
-        };
         let first: Vec<String> = running
             .flow
             .graph
@@ -109,9 +120,23 @@ impl Dataflow {
         );
         execution.graph_version = flow.graph_version;
         execution.reply_to.clone_from(&msg.headers.reply_to);
-        let mut ledger = Ledger::new(execution, self.capture_bytes);
+        let mut ledger = Ledger::new(execution, self.capture_bytes, answers);
         ledger.inputs(&first, &msg.data);
-        self.forward(&running, &mut ledger, first, None, msg).await
+        self.forward(&running, &mut ledger, first, None, msg)
+            .await?;
+        Ok(true)
+    }
+
+    /// Publishes messages for waiting webhook callers to the backchannel, where their
+    /// webhooks instance reads them.
+    pub(crate) async fn send_to_callers(
+        &self,
+        to_callers: Vec<ToCaller>,
+    ) -> Result<(), DataflowError> {
+        for (reply_to, message) in to_callers {
+            self.bus.publish(BACKCHANNEL, &reply_to, message).await?;
+        }
+        Ok(())
     }
 
     /// Publishes `msg` as the input of each of `steps`, in one confirm round.
@@ -307,7 +332,7 @@ impl Dataflow {
                 if announce_later {
                     self.announce_later(ended.flow_exec_id);
                 } else {
-                    self.finished(&ended).await?;
+                    self.announce(&ended).await?;
                 }
             }
             Some(_) => {}
@@ -322,7 +347,7 @@ impl Dataflow {
         tokio::spawn(async move {
             tokio::time::sleep(LATE_ERROR_GRACE).await;
             let announced = match dataflow.executions.get(&exec).await {
-                Ok(Some(execution)) => dataflow.finished(&execution).await,
+                Ok(Some(execution)) => dataflow.announce(&execution).await,
                 Ok(None) => Ok(()),
                 Err(err) => Err(err.into()),
             };
@@ -332,28 +357,60 @@ impl Dataflow {
         });
     }
 
-    /// Announces an execution's end: `flow.execution.finished` on the event bus (snapshots are
-    /// purged on it), and to a caller that may still wait for a reply, the outcome, so that it
-    /// is answered now rather than at its timeout when no step replied.
-    pub(crate) async fn finished(&self, execution: &Execution) -> Result<(), DataflowError> {
-        let status = serde_json::to_value(execution.status).unwrap_or(Value::Null);
-        let outcome = json!({
-            "flowExecId": execution.flow_exec_id,
-            "flowId": execution.flow_id,
-            "status": status,
-            "error": execution.error,
-        });
-        if let Some(reply_to) = execution.reply_to.as_ref().filter(|_| !execution.replied) {
-            let note = Message::json(&json!({ "executionFinished": outcome }));
-            self.bus.publish(BACKCHANNEL, reply_to, note).await?;
-        }
-        let mut event = outcome;
+    /// Announces an execution's end: to a caller that may still wait for a reply, the
+    /// outcome, so that it is answered now rather than at its timeout when no step replied;
+    /// and `flow.execution.finished` on the event bus (snapshots are purged on it).
+    async fn announce(&self, execution: &Execution) -> Result<(), DataflowError> {
+        self.send_to_callers(caller_note(execution).into_iter().collect())
+            .await?;
+        self.publish_finished(execution).await
+    }
+
+    /// Publishes `flow.execution.finished`: `{flowExecId, flowId, status, error, tenant}`.
+    pub(crate) async fn publish_finished(
+        &self,
+        execution: &Execution,
+    ) -> Result<(), DataflowError> {
+        let mut event = outcome(execution);
         event["tenant"] = json!(execution.tenant);
         self.events
             .publish(Event::new(EXECUTION_FINISHED, event))
             .await?;
         Ok(())
     }
+}
+
+/// Where the answers for a waiting webhook caller go.
+pub(crate) enum Answers {
+    /// To the backchannel, where the caller's webhooks instance reads them.
+    OverTheBus,
+    /// To the caller in this process, all at once (none is sent again).
+    Here(Option<tokio::sync::oneshot::Sender<Vec<ToCaller>>>),
+}
+
+/// What the caller still waiting for a reply is told when the execution ended without one.
+pub(crate) fn caller_note(execution: &Execution) -> Option<ToCaller> {
+    let reply_to = execution.reply_to.as_ref().filter(|_| !execution.replied)?;
+    let note = Message::json(&json!({ "executionFinished": outcome(execution) }));
+    Some((reply_to.clone(), note))
+}
+
+fn outcome(execution: &Execution) -> Value {
+    json!({
+        "flowExecId": execution.flow_exec_id,
+        "flowId": execution.flow_id,
+        "status": serde_json::to_value(execution.status).unwrap_or(Value::Null),
+        "error": execution.error,
+    })
+}
+
+/// The id of `flow.execute`'s flow.
+pub(crate) fn flow_id(payload: &Value) -> Result<&str, DataflowError> {
+    let flow = payload.get("flow").unwrap_or(&Value::Null);
+    ["_id", "id"]
+        .iter()
+        .find_map(|k| flow.get(k).and_then(Value::as_str))
+        .ok_or_else(|| DataflowError::Malformed("payload.flow has no id".into()))
 }
 
 /// A step's rebound as the flow exchange routes it: `flow-<flowId>.<stepId>.rebound`.

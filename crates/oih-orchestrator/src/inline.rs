@@ -16,7 +16,7 @@
 use oih_runtime::{Emit, StepHeaders, StepMessage};
 use serde_json::Value;
 
-use crate::dataflow::{Dataflow, DataflowError, routed_targets};
+use crate::dataflow::{Answers, Dataflow, DataflowError, ToCaller, caller_note, routed_targets};
 use crate::driver::{reply_message, snapshot_message};
 use crate::executions::{Execution, Status};
 use crate::lifecycle::RunningFlow;
@@ -28,6 +28,16 @@ pub(crate) struct Ledger {
     state: State,
     /// Largest input/output sample kept per step (0: none).
     capture_bytes: usize,
+    /// Answers for a waiting caller in this process, handed over only once the steps ran and
+    /// what they did is stored: nothing would run them again after a crash, so a caller told
+    /// the outcome must find the execution recorded and the work after the reply queued.
+    /// Over the bus, a reply goes at once (the message that started the steps is
+    /// acknowledged only after they ran); only the outcome note waits here.
+    to_callers: Vec<ToCaller>,
+    /// Where they go.
+    answers: Answers,
+    /// A new execution that ended in place, stored and still to be announced.
+    ended: Option<Box<Execution>>,
 }
 
 enum State {
@@ -67,10 +77,13 @@ impl Change {
 
 impl Ledger {
     /// A new execution, stored at the first [`Dataflow::flush`].
-    pub(crate) fn new(execution: Execution, capture_bytes: usize) -> Self {
+    pub(crate) fn new(execution: Execution, capture_bytes: usize, answers: Answers) -> Self {
         Self {
             state: State::New(Box::new(execution)),
             capture_bytes,
+            to_callers: Vec::new(),
+            answers,
+            ended: None,
         }
     }
 
@@ -82,6 +95,9 @@ impl Ledger {
                 changes: Vec::new(),
             },
             capture_bytes,
+            to_callers: Vec::new(),
+            answers: Answers::OverTheBus,
+            ended: None,
         }
     }
 
@@ -144,7 +160,8 @@ enum Side {
 
 impl Dataflow {
     /// Hands `msg` to `targets` (their inputs already counted in `ledger`) and runs whatever
-    /// reaches inline steps, until only queued steps have work left; then stores the ledger.
+    /// reaches inline steps, until only queued steps have work left; then stores the ledger,
+    /// answers the waiting caller, and announces the execution's end if it ended here.
     pub(crate) async fn forward(
         &self,
         running: &RunningFlow,
@@ -160,7 +177,25 @@ impl Dataflow {
             self.run_inline(running, ledger, &step, thread_id, msg, &mut work)
                 .await?;
         }
-        self.flush(ledger).await
+        self.flush(ledger).await?;
+        let ended = ledger.ended.take();
+        if let Some(note) = ended.as_deref().and_then(caller_note) {
+            ledger.to_callers.push(note);
+        }
+        let to_callers = std::mem::take(&mut ledger.to_callers);
+        match &mut ledger.answers {
+            Answers::OverTheBus => self.send_to_callers(to_callers).await?,
+            Answers::Here(caller) => {
+                if let Some(caller) = caller.take() {
+                    let _ = caller.send(to_callers);
+                }
+            }
+        }
+        // After the answers: the event is for observers, the caller need not wait for it.
+        if let Some(ended) = ended {
+            self.publish_finished(&ended).await?;
+        }
+        Ok(())
     }
 
     /// Publishes `msg` to the queued ones of `targets` (after storing the ledger) and puts
@@ -242,7 +277,14 @@ impl Dataflow {
                 } => match &headers.reply_to {
                     Some(reply_to) => {
                         let message = reply_message(&answer, status, reply_headers, body);
-                        self.bus.publish(BACKCHANNEL, reply_to, message).await?;
+                        match ledger.answers {
+                            // At once: should the process stop before the record is stored,
+                            // the message that started the steps runs them again.
+                            Answers::OverTheBus => {
+                                self.bus.publish(BACKCHANNEL, reply_to, message).await?;
+                            }
+                            Answers::Here(_) => ledger.to_callers.push((reply_to.clone(), message)),
+                        }
                         ledger.change(Change::Replied);
                     }
                     None => tracing::warn!(step, "httpReply without reply_to dropped"),
@@ -289,7 +331,8 @@ impl Dataflow {
         .await
     }
 
-    /// Stores what the ledger counted; announces the execution's end when that ended it.
+    /// Stores what the ledger counted. A new execution that this ended is kept in the ledger,
+    /// to be announced; a stored one is announced at once.
     async fn flush(&self, ledger: &mut Ledger) -> Result<(), DataflowError> {
         let capture_bytes = ledger.capture_bytes;
         match &mut ledger.state {
@@ -302,7 +345,7 @@ impl Dataflow {
                     unreachable!("the state was New");
                 };
                 if done {
-                    self.finished(&execution).await?;
+                    ledger.ended = Some(execution);
                 }
             }
             State::Stored { id, changes } if !changes.is_empty() => {

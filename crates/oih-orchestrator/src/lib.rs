@@ -180,11 +180,73 @@ pub enum Error {
     Bus(#[from] oih_bus::BusError),
 }
 
+/// The built service, and its door for the webhooks of the same process.
+pub struct Orchestrator {
+    pub module: ServiceModule,
+    pub in_process: InProcess,
+}
+
+/// Starts executions in this process, for webhook callers waiting on a reply when the
+/// webhooks run beside the orchestrator: the execution's first steps run in place without
+/// `flow.execute` crossing the bus, and their reply comes back without it too.
+///
+/// Nothing the caller is answered is lost: the answer is handed over only after the
+/// execution record and any queued step input are stored. A crash before that leaves the
+/// caller without an answer, so it retries, as with any HTTP request that got none.
+#[derive(Clone)]
+pub struct InProcess {
+    dataflow: Dataflow,
+}
+
+impl InProcess {
+    /// Runs `flow.execute` (`{flow, msg, msgOpts}`) here. `None` when this process does not
+    /// run the flow (it is to be published for the one that does); otherwise what the steps
+    /// sent the caller's `reply_to`, as `(routing key, message)`.
+    pub async fn execute(
+        &self,
+        payload: &serde_json::Value,
+    ) -> Result<Option<Vec<dataflow::ToCaller>>, dataflow::DataflowError> {
+        if self
+            .dataflow
+            .registry
+            .get(dataflow::flow_id(payload)?)
+            .is_none()
+        {
+            return Ok(None);
+        }
+        let (dataflow, payload) = (self.dataflow.clone(), payload.clone());
+        let (answers, answered) = tokio::sync::oneshot::channel();
+        // A task of its own: a caller that goes away must not cut an execution in half
+        // (stored, but its queued steps' inputs not published). It goes on after handing the
+        // answers over, to announce the execution's end.
+        let run = tokio::spawn(async move {
+            let outcome = dataflow
+                .start(&payload, dataflow::Answers::Here(Some(answers)))
+                .await;
+            if let Err(err) = &outcome {
+                tracing::warn!(error = %err, "an execution started in process failed");
+            }
+            outcome
+        });
+        if let Ok(answers) = answered.await {
+            return Ok(Some(answers));
+        }
+        // No answers: the execution failed before it stored what it did, or the flow
+        // stopped running here meanwhile.
+        match run.await {
+            Ok(Ok(true)) => Ok(Some(Vec::new())),
+            Ok(Ok(false)) => Ok(None),
+            Ok(Err(err)) => Err(err),
+            Err(err) => Err(dataflow::DataflowError::Aborted(err.to_string())),
+        }
+    }
+}
+
 /// Builds the service: declares its collection, its event-bus queue and the backchannel (so
 /// nothing published from now on is lost), and returns the executions routes and two
 /// workers (events and the backchannel). Step runners are started by the events worker and
 /// stop with it.
-pub async fn module(config: Config, deps: Deps) -> Result<ServiceModule, Error> {
+pub async fn module(config: Config, deps: Deps) -> Result<Orchestrator, Error> {
     let deployed = Deployed::open(deps.docs.clone()).await?;
     let retention = (config.execution_retention_secs > 0)
         .then(|| Duration::from_secs(config.execution_retention_secs));
@@ -221,6 +283,9 @@ pub async fn module(config: Config, deps: Deps) -> Result<ServiceModule, Error> 
             deps.bus.backend(),
             config.component_prefetch,
         ),
+    };
+    let in_process = InProcess {
+        dataflow: dataflow.clone(),
     };
     let on_message = dataflow.clone();
     let lanes = usize::from(config.backchannel_lanes);
@@ -271,12 +336,11 @@ pub async fn module(config: Config, deps: Deps) -> Result<ServiceModule, Error> 
             Ok(())
         },
     );
-    Ok(
-        ServiceModule::new(SERVICE_NAME, ErrorShape::Errors, http::router(executions))
-            .with_openapi(http::openapi())
-            .with_worker(events_worker)
-            .with_worker(messages_worker),
-    )
+    let module = ServiceModule::new(SERVICE_NAME, ErrorShape::Errors, http::router(executions))
+        .with_openapi(http::openapi())
+        .with_worker(events_worker)
+        .with_worker(messages_worker);
+    Ok(Orchestrator { module, in_process })
 }
 
 #[cfg(test)]

@@ -77,6 +77,13 @@ impl From<oih_bus::BusError> for HookError {
     }
 }
 
+impl From<crate::InProcessError> for HookError {
+    fn from(_: crate::InProcessError) -> Self {
+        // The orchestrator logged why.
+        Self::Unavailable("The flow could not be run; retry the request".into())
+    }
+}
+
 impl IntoResponse for HookError {
     fn into_response(self) -> Response {
         let message = match &self {

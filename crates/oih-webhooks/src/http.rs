@@ -17,6 +17,7 @@ use oih_core::Event;
 use oih_http::Authn;
 use serde_json::{Map, Value, json};
 
+use crate::InProcess;
 use crate::auth::Authorizer;
 use crate::body;
 use crate::cors::{self, Cors};
@@ -44,6 +45,9 @@ pub struct AppState {
     pub replies: Arc<Replies>,
     /// How long a caller of a flow with a `webhook-reply` step waits for the reply.
     pub reply_timeout: Duration,
+    /// The orchestrator of this process, which runs the flows of callers waiting for a reply
+    /// without the bus in between.
+    pub in_process: Option<Arc<dyn InProcess>>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -191,11 +195,12 @@ async fn execute(
     let answer = json!({"data": {"requestId": request_id, "message": "thank you"}});
     match &idempotency_key {
         Some(key) => {
-            if let Some(first) = publish_once(state, key, event, answer.clone()).await? {
+            let first = dispatch_once(state, key, event, waiter.as_ref(), answer.clone()).await?;
+            if let Some(first) = first {
                 return Ok(stored_response(first));
             }
         }
-        None => state.bus.publish(event).await?,
+        None => dispatch(state, event, waiter.as_ref()).await?,
     }
     let Some(waiter) = waiter else {
         return Ok(accepted(answer));
@@ -234,14 +239,37 @@ fn stored_response(stored: Value) -> Response {
     }
 }
 
-/// Publishes under an idempotency key: the key is claimed with the answer first, so a
-/// concurrent repeat gets the same answer instead of publishing again; a failed publish gives
+/// Starts the execution. A caller waiting for a reply has its flow run by the orchestrator of
+/// this process, when the flow runs here: the answers its steps send come straight to the
+/// waiting caller. Otherwise `flow.execute` is published for the orchestrator that runs it.
+async fn dispatch(
+    state: &AppState,
+    event: Event,
+    waiter: Option<&Waiter>,
+) -> Result<(), HookError> {
+    if let (Some(local), Some(_)) = (&state.in_process, waiter)
+        && let Some(answers) = local.execute(&event.payload).await?
+    {
+        for (routing_key, message) in answers {
+            state
+                .replies
+                .deliver(&routing_key, &message.body, &message.properties.headers);
+        }
+        return Ok(());
+    }
+    state.bus.publish(event).await?;
+    Ok(())
+}
+
+/// [`dispatch`] under an idempotency key: the key is claimed with the answer first, so a
+/// concurrent repeat gets the same answer instead of starting the flow again; a failure gives
 /// the claim back so that the caller's retry goes through. `Some(first answer)` when the key
-/// was claimed before and nothing was published.
-async fn publish_once(
+/// was claimed before and nothing was started.
+async fn dispatch_once(
     state: &AppState,
     key: &str,
     event: Event,
+    waiter: Option<&Waiter>,
     answer: Value,
 ) -> Result<Option<Value>, HookError> {
     let expires_at = Utc::now() + state.idempotency_ttl;
@@ -255,11 +283,11 @@ async fn publish_once(
             None => Err(HookError::IdempotencyConflict),
         };
     }
-    if let Err(err) = state.bus.publish(event).await {
+    if let Err(err) = dispatch(state, event, waiter).await {
         if let Err(release) = state.store.release_idempotency(key).await {
             tracing::warn!(error = %release, "could not release an idempotency key");
         }
-        return Err(err.into());
+        return Err(err);
     }
     Ok(None)
 }

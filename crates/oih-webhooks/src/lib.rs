@@ -22,7 +22,8 @@ pub mod xml;
 use std::sync::Arc;
 use std::time::Duration;
 
-use oih_bus::{EventBus, MessageBus};
+use async_trait::async_trait;
+use oih_bus::{EventBus, Message, MessageBus};
 use oih_http::{ErrorShape, ServiceModule, Worker};
 use oih_store::DocStore;
 
@@ -77,6 +78,11 @@ pub struct Config {
     /// every replica its own (for example the pod name).
     #[arg(long, env = "WEBHOOKS_INSTANCE_ID", default_value = "local")]
     pub webhooks_instance_id: String,
+    /// Where the orchestrator runs in the same process and runs the flow, a caller waiting
+    /// for a reply has the flow run there directly: `flow.execute` and the reply do not cross
+    /// the bus. false: always through the bus, as OIH.
+    #[arg(long, env = "WEBHOOKS_IN_PROCESS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub webhooks_in_process: bool,
 }
 
 impl Default for Config {
@@ -93,6 +99,7 @@ impl Default for Config {
             webhooks_event_prefetch: 10,
             webhooks_reply_timeout_ms: 30_000,
             webhooks_instance_id: "local".into(),
+            webhooks_in_process: true,
         }
     }
 }
@@ -135,7 +142,27 @@ pub struct Deps {
     pub hmac: Arc<dyn HmacVerifier>,
     /// Logs Basic credentials in with IAM; without it, Basic authorization is refused.
     pub login: Option<Arc<dyn PasswordLogin>>,
+    /// The orchestrator of this process, if it runs one.
+    pub in_process: Option<Arc<dyn InProcess>>,
 }
+
+/// The orchestrator of the same process, which runs a flow's execution there and then.
+#[async_trait]
+pub trait InProcess: Send + Sync {
+    /// Runs `flow.execute` (`{flow, msg, msgOpts}`). `Ok(None)`: the flow does not run in this
+    /// process, so the event is to be published. `Ok(Some(answers))`: it ran as far as its
+    /// steps run in place, and what they sent the caller's `reply_to` is returned, as
+    /// `(routing key, message)`, once what they did is stored.
+    async fn execute(
+        &self,
+        payload: &serde_json::Value,
+    ) -> Result<Option<Vec<(String, Message)>>, InProcessError>;
+}
+
+/// Why a flow could not be run in process (the store or the bus failed).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InProcessError(pub String);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -179,6 +206,7 @@ pub async fn module(config: Config, deps: Deps) -> Result<ServiceModule, Error> 
         idempotency_ttl: chrono::Duration::seconds(i64::from(config.webhooks_idempotency_ttl_secs)),
         replies: replies.clone(),
         reply_timeout,
+        in_process: deps.in_process.filter(|_| config.webhooks_in_process),
     };
     let worker = Worker::new("webhooks-flows", move |cancel| async move {
         stream.consume_with(consumer, cancel).await;
@@ -241,6 +269,7 @@ mod tests {
             parsed.webhooks_event_prefetch,
             default.webhooks_event_prefetch
         );
+        assert_eq!(parsed.webhooks_in_process, default.webhooks_in_process);
         let custom = Cli::try_parse_from(["oih", "--webhooks-payload-size-limit", "1kb"])
             .expect("parse")
             .config;

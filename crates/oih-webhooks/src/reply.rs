@@ -305,7 +305,8 @@ impl Replies {
         }
     }
 
-    fn deliver(&self, routing_key: &str, body: &[u8], headers: &oih_bus::Headers) {
+    /// Wakes the caller waiting under `routing_key` with the answer in `body`.
+    pub(crate) fn deliver(&self, routing_key: &str, body: &[u8], headers: &oih_bus::Headers) {
         let Some(key) = routing_key
             .strip_prefix(&self.prefix)
             .and_then(|k| k.strip_prefix('.'))

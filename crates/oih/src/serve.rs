@@ -113,6 +113,7 @@ async fn serve(
             configs
         },
         iam_logins: Arc::default(),
+        in_process: Arc::default(),
         step_tokens: step_tokens.clone(),
     };
     let mut app = App::new()

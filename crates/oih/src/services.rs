@@ -106,6 +106,9 @@ pub struct ServiceContext {
     /// IAM's password checks once IAM is built in this process (it is built first), for
     /// Basic credentials on webhooks.
     pub iam_logins: Arc<std::sync::OnceLock<oih_iam::PasswordLogins>>,
+    /// The orchestrator's door for the webhooks, once it is built in this process (before
+    /// the webhooks).
+    pub in_process: Arc<std::sync::OnceLock<Arc<dyn oih_webhooks::InProcess>>>,
     /// Signs and checks step tokens (the orchestrator signs, the edge checks).
     pub step_tokens: Arc<oih_http::step_token::StepTokens>,
 }
@@ -181,9 +184,12 @@ pub async fn build(service: Service, ctx: &ServiceContext) -> anyhow::Result<Bui
                 http: step_http_client()?,
                 step_tokens: ctx.step_tokens.clone(),
             };
-            oih_orchestrator::module(ctx.configs.orchestrator.clone(), deps)
-                .await?
-                .into()
+            let built = oih_orchestrator::module(ctx.configs.orchestrator.clone(), deps).await?;
+            // Built before the webhooks (`Service::ALL` order), which take it.
+            let _ = ctx
+                .in_process
+                .set(Arc::new(InProcessOrchestrator(built.in_process)));
+            built.module.into()
         }
         Service::MetaDataRepository => {
             let deps = oih_metadata::Deps { docs, bus };
@@ -223,6 +229,7 @@ pub async fn build(service: Service, ctx: &ServiceContext) -> anyhow::Result<Bui
                 bus,
                 hmac,
                 login,
+                in_process: ctx.in_process.get().cloned(),
             };
             oih_webhooks::module(ctx.configs.webhooks.clone(), deps)
                 .await?
@@ -288,6 +295,22 @@ impl oih_orchestrator::ComponentDocuments for RepositoryComponents {
         id: &str,
     ) -> Result<Option<serde_json::Value>, oih_store::StoreError> {
         self.0.component(id).await
+    }
+}
+
+/// The webhooks start executions of flows this process runs with its orchestrator.
+struct InProcessOrchestrator(oih_orchestrator::InProcess);
+
+#[async_trait::async_trait]
+impl oih_webhooks::InProcess for InProcessOrchestrator {
+    async fn execute(
+        &self,
+        payload: &serde_json::Value,
+    ) -> Result<Option<Vec<(String, oih_bus::Message)>>, oih_webhooks::InProcessError> {
+        self.0
+            .execute(payload)
+            .await
+            .map_err(|e| oih_webhooks::InProcessError(e.to_string()))
     }
 }
 

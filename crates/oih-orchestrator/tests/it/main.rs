@@ -5,6 +5,7 @@
 mod api;
 mod executions;
 mod ferryman;
+mod in_process;
 mod inline;
 mod lifecycle;
 mod replies;

@@ -42,6 +42,8 @@ fn authenticator() -> StaticAuthenticator {
 
 pub struct Hub {
     pub router: Router,
+    /// Executions started in process, as a webhooks service beside the orchestrator does.
+    pub in_process: oih_orchestrator::InProcess,
     pub bus: Arc<dyn MessageBus>,
     pub executions: ExecutionStore,
     docs: Arc<dyn DocStore>,
@@ -122,9 +124,10 @@ impl Hub {
                 .expect("key"),
             ),
         };
-        let mut module = oih_orchestrator::module(config, deps)
+        let built = oih_orchestrator::module(config, deps)
             .await
             .expect("module");
+        let (mut module, in_process) = (built.module, built.in_process);
         // Every data message a step emits, as the orchestrator receives it (a queue of its own:
         // on RabbitMQ the broker outlives the hub).
         let spy_queue = format!("test-spy-{}", ObjectId::new());
@@ -149,6 +152,7 @@ impl Hub {
         let router = oih_http::testing::router(module, authenticator());
         Hub {
             router,
+            in_process,
             bus,
             executions: ExecutionStore::open(docs.clone(), None)
                 .await
@@ -233,28 +237,7 @@ impl Hub {
         data: Value,
         reply_to: Option<&str>,
     ) -> String {
-        let exec_id = ObjectId::new().to_string();
-        let mut msg_headers = json!({"taskId": flow["id"]});
-        if let Some(reply_to) = reply_to {
-            msg_headers["reply_to"] = json!(reply_to);
-        }
-        let payload = json!({
-            "flow": {"_id": flow["id"], "graph": flow["graph"], "tenant": flow["tenant"], "owners": flow["owners"]},
-            "msg": {
-                "id": "b2a8",
-                "attachments": {},
-                "data": data,
-                "headers": {"content-type": "application/json"},
-                "metadata": {"source": {"name": "webhooks", "type": "webhook", "externalExecId": exec_id}},
-                "url": "/hook/x",
-                "method": "POST",
-                "originalUrl": "/hook/x",
-                "query": {},
-                "params": {},
-                "pathSuffix": "",
-            },
-            "msgOpts": {"headers": msg_headers},
-        });
+        let (exec_id, payload) = execute_payload(flow, data, reply_to);
         self.publish("webhooks", "flow.execute", payload).await;
         exec_id
     }
@@ -380,6 +363,33 @@ pub fn linear_flow(tenant: &str, owner: &str) -> Value {
 }
 
 /// A queue receiving what is published to the backchannel under `prefix.#`.
+/// `flow.execute` of `data` for `flow`, as the webhooks send it, and its execution id.
+pub fn execute_payload(flow: &Value, data: Value, reply_to: Option<&str>) -> (String, Value) {
+    let exec_id = ObjectId::new().to_string();
+    let mut msg_headers = json!({"taskId": flow["id"]});
+    if let Some(reply_to) = reply_to {
+        msg_headers["reply_to"] = json!(reply_to);
+    }
+    let payload = json!({
+        "flow": {"_id": flow["id"], "graph": flow["graph"], "tenant": flow["tenant"], "owners": flow["owners"]},
+        "msg": {
+            "id": "b2a8",
+            "attachments": {},
+            "data": data,
+            "headers": {"content-type": "application/json"},
+            "metadata": {"source": {"name": "webhooks", "type": "webhook", "externalExecId": exec_id}},
+            "url": "/hook/x",
+            "method": "POST",
+            "originalUrl": "/hook/x",
+            "query": {},
+            "params": {},
+            "pathSuffix": "",
+        },
+        "msgOpts": {"headers": msg_headers},
+    });
+    (exec_id, payload)
+}
+
 pub async fn caller(hub: &Hub, prefix: &str) -> Consumer {
     let queue = format!("test-caller-{prefix}");
     hub.bus

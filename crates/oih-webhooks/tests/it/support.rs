@@ -21,7 +21,7 @@ use oih_http::testing::StaticAuthenticator;
 pub use oih_store::testing::FlakyStore;
 use oih_store::testing::PgSchema;
 use oih_store::{DocStore, MessageLog};
-use oih_webhooks::{Config, Deps, HmacVerifier, PasswordLogin};
+use oih_webhooks::{Config, Deps, HmacVerifier, InProcess, PasswordLogin};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
@@ -138,14 +138,27 @@ impl Hub {
     /// On a private in-memory SQLite database.
     pub async fn start_with(config: Config) -> Hub {
         let backend = sqlite().await;
-        Self::on(config, backend.docs, backend.log, None).await
+        Self::on(config, backend.docs, backend.log, None, None).await
+    }
+
+    /// With `orchestrator` as the orchestrator of the same process.
+    pub async fn start_in_process(orchestrator: Arc<dyn InProcess>) -> Hub {
+        let backend = sqlite().await;
+        Self::on(
+            config(),
+            backend.docs,
+            backend.log,
+            None,
+            Some(orchestrator),
+        )
+        .await
     }
 
     /// On SQLite behind a [`FlakyStore`] the test can make fail.
     pub async fn start_flaky() -> (Hub, Arc<FlakyStore>) {
         let backend = sqlite().await;
         let flaky = Arc::new(FlakyStore::new(backend.docs));
-        let hub = Self::on(config(), flaky.clone(), backend.log, None).await;
+        let hub = Self::on(config(), flaky.clone(), backend.log, None, None).await;
         (hub, flaky)
     }
 
@@ -156,7 +169,7 @@ impl Hub {
         let backend = oih_store::open(Some(schema.url()), Path::new("."))
             .await
             .expect("store");
-        Some(Self::on(config(), backend.docs, backend.log, Some(schema)).await)
+        Some(Self::on(config(), backend.docs, backend.log, Some(schema), None).await)
     }
 
     async fn on(
@@ -164,6 +177,7 @@ impl Hub {
         docs: Arc<dyn DocStore>,
         log: Arc<dyn MessageLog>,
         pg: Option<PgSchema>,
+        in_process: Option<Arc<dyn InProcess>>,
     ) -> Hub {
         let bus: Arc<dyn MessageBus> = EmbeddedBus::open(log, Default::default())
             .await
@@ -179,6 +193,7 @@ impl Hub {
             bus: bus.clone(),
             hmac: Arc::new(TestSecrets),
             login: Some(Arc::new(TestLogin)),
+            in_process,
         };
         let mut module = oih_webhooks::module(config, deps).await.expect("module");
         let cancel = CancellationToken::new();

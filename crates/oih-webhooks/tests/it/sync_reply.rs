@@ -2,7 +2,12 @@
 //! played by the test: it reads `reply_to` from `flow.execute` and publishes what a step
 //! (or the orchestrator at the execution's end) would.
 
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use async_trait::async_trait;
+use oih_webhooks::{InProcess, InProcessError};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -217,5 +222,147 @@ async fn malformed_replies_are_dropped_and_the_worker_goes_on() {
     let res = pending.await.expect("request task");
     assert_eq!(res.status, StatusCode::OK);
     assert_eq!(res.body, b"[1,2]");
+    hub.shutdown().await;
+}
+
+/// What the orchestrator of the same process does with the next `flow.execute`.
+enum Run {
+    /// It does not run the flow.
+    NotHere,
+    /// It runs it, and the steps answer the caller with this reply.
+    Replies(Value),
+    Fails,
+}
+
+/// Plays the orchestrator of the webhooks' process, as the test scripts it.
+#[derive(Default)]
+struct Orchestrator {
+    script: Mutex<VecDeque<Run>>,
+    calls: Mutex<usize>,
+}
+
+impl Orchestrator {
+    fn scripted(runs: Vec<Run>) -> Arc<Self> {
+        Arc::new(Self {
+            script: Mutex::new(runs.into()),
+            calls: Mutex::new(0),
+        })
+    }
+
+    fn calls(&self) -> usize {
+        *self.calls.lock().expect("lock")
+    }
+}
+
+#[async_trait]
+impl InProcess for Orchestrator {
+    async fn execute(
+        &self,
+        payload: &Value,
+    ) -> Result<Option<Vec<(String, Message)>>, InProcessError> {
+        *self.calls.lock().expect("lock") += 1;
+        let next = self.script.lock().expect("lock").pop_front();
+        match next.expect("a scripted run") {
+            Run::NotHere => Ok(None),
+            Run::Fails => Err(InProcessError("the store is down".into())),
+            Run::Replies(reply) => {
+                let to = payload["msgOpts"]["headers"]["reply_to"]
+                    .as_str()
+                    .expect("reply_to")
+                    .to_owned();
+                let message = Message::json(&reply).with_header("flowExecId", "exec-here");
+                Ok(Some(vec![(to, message)]))
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_flow_run_in_process_answers_without_the_bus() {
+    let orchestrator = Orchestrator::scripted(vec![
+        Run::Replies(json!({"statusCode": 201, "body": {"sum": 5}})),
+        Run::NotHere,
+    ]);
+    let mut hub = Hub::start_in_process(orchestrator.clone()).await;
+    let flow = sync_flow(&hub).await;
+    let res = call(&hub, &hook_uri(&flow), &[("x-request-id", "first")])
+        .await
+        .expect("request task");
+    assert_eq!(res.status, StatusCode::CREATED);
+    assert_eq!(res.headers["x-oih-execution-id"], "exec-here");
+    let body: Value = serde_json::from_slice(&res.body).expect("JSON");
+    assert_eq!(body, json!({"sum": 5}));
+    // A flow the process does not run goes over the bus; nothing was published before it.
+    let pending = call(&hub, &hook_uri(&flow), &[("x-request-id", "second")]);
+    let event = hub.expect_only("second").await;
+    let to = event.payload["msgOpts"]["headers"]["reply_to"]
+        .as_str()
+        .expect("reply_to")
+        .to_owned();
+    answer(
+        &hub,
+        &to,
+        json!({"statusCode": 200, "body": "over the bus"}),
+    )
+    .await;
+    let res = pending.await.expect("request task");
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.body, br#""over the bus""#);
+    assert_eq!(orchestrator.calls(), 2);
+    hub.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_failure_in_process_is_503_and_gives_the_idempotency_key_back() {
+    let orchestrator = Orchestrator::scripted(vec![
+        Run::Fails,
+        Run::Replies(json!({"statusCode": 201, "body": "made"})),
+    ]);
+    let hub = Hub::start_in_process(orchestrator.clone()).await;
+    let flow = sync_flow(&hub).await;
+    let key = [("idempotency-key", "order-9")];
+    let failed = call(&hub, &hook_uri(&flow), &key)
+        .await
+        .expect("request task");
+    assert_eq!(failed.status, StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = serde_json::from_slice(&failed.body).expect("JSON");
+    assert_eq!(
+        body,
+        json!({"error": "The flow could not be run; retry the request"})
+    );
+    let retried = call(&hub, &hook_uri(&flow), &key)
+        .await
+        .expect("request task");
+    assert_eq!(
+        retried.status,
+        StatusCode::CREATED,
+        "the retry runs the flow"
+    );
+    let again = call(&hub, &hook_uri(&flow), &key)
+        .await
+        .expect("request task");
+    assert_eq!(again.status, StatusCode::CREATED);
+    assert_eq!(again.body, br#""made""#);
+    assert_eq!(orchestrator.calls(), 2, "the repeat ran nothing");
+    hub.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_caller_that_does_not_wait_is_answered_once_the_event_is_on_the_bus() {
+    let orchestrator = Orchestrator::scripted(vec![]);
+    let mut hub = Hub::start_in_process(orchestrator.clone()).await;
+    let flow = flow_payload(json!({}));
+    hub.activate(&flow).await;
+    let res = call(&hub, &hook_uri(&flow), &[("x-request-id", "async-1")])
+        .await
+        .expect("request task");
+    assert_eq!(res.status, StatusCode::OK);
+    let event = hub.expect_only("async-1").await;
+    assert!(
+        event.payload["msgOpts"]["headers"]
+            .get("reply_to")
+            .is_none()
+    );
+    assert_eq!(orchestrator.calls(), 0, "not run in process");
     hub.shutdown().await;
 }

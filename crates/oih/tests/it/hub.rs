@@ -199,9 +199,8 @@ pub async fn wait_execution(hub: &Hub, flow: &str, status: &str) -> Value {
     wait_execution_where(hub, flow, status, |_| true).await
 }
 
-/// The newest of the flow's executions that `pick` accepts, once it has `status`. A caller's
-/// reply can come before the record is stored, so a test that made several calls names the
-/// execution it waits for.
+/// The newest of the flow's executions that `pick` accepts, once it has `status`: a test that
+/// made several calls names the execution it waits for.
 pub async fn wait_execution_where(
     hub: &Hub,
     flow: &str,

@@ -39,6 +39,7 @@ on_both_backends!(
     a_webhook_flow_fans_out_to_every_target,
     a_router_sends_each_message_one_way,
     a_webhook_caller_gets_the_flows_reply,
+    a_webhook_caller_gets_the_flows_reply_over_the_bus,
     a_cron_flow_runs_on_its_schedule,
     a_failing_call_is_retried_then_dead_lettered,
     an_execution_cut_by_a_crash_finishes_after_the_restart,
@@ -118,10 +119,24 @@ async fn a_router_sends_each_message_one_way(backend: &Backend) {
 }
 
 /// `hook → shape → filter → reply`: the caller waits for the reply step's answer; a message
-/// the filter drops answers 204 once its execution has ended.
+/// the filter drops answers 204 once its execution has ended. The webhooks hand the flow to
+/// the orchestrator of their process.
+/// As nothing would run the flow again after a crash, the caller is answered only once the
+/// execution is recorded.
 async fn a_webhook_caller_gets_the_flows_reply(backend: &Backend) {
+    webhook_caller_gets_the_flows_reply(backend, &[]).await;
+}
+
+/// The same with `flow.execute` and the reply through the bus, as between separate processes
+/// (the reply may come before the record: `flow.execute` is redelivered after a crash).
+async fn a_webhook_caller_gets_the_flows_reply_over_the_bus(backend: &Backend) {
+    webhook_caller_gets_the_flows_reply(backend, &[("WEBHOOKS_IN_PROCESS", "false")]).await;
+}
+
+async fn webhook_caller_gets_the_flows_reply(backend: &Backend, env: &[(&str, &str)]) {
+    let in_process = env.is_empty();
     let dir = tempfile::tempdir().expect("tempdir");
-    let (_running, hub) = Hub::start(dir.path(), backend).await;
+    let (_running, hub) = Hub::start_with(dir.path(), backend, env).await;
     let flow = json!({
         "name": "e2e-reply",
         "graph": {
@@ -146,6 +161,32 @@ async fn a_webhook_caller_gets_the_flows_reply(backend: &Backend) {
     let order = json!({"first": "Ada", "last": "Lovelace", "price": 4, "qty": 3});
     let replied = wait_for_hook(&hub, &id, &order).await;
     assert_eq!(replied, json!({"name": "Ada Lovelace", "total": 12}));
+
+    // In process, a caller that had its answer finds the execution recorded at once.
+    let res = hub
+        .http
+        .post(format!("{}/hook/{id}", hub.base))
+        .json(&json!({"first": "Grace", "last": "Hopper", "price": 5, "qty": 2}))
+        .send()
+        .await
+        .expect("POST /hook");
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let execution = res.headers()["x-oih-execution-id"]
+        .to_str()
+        .expect("execution id")
+        .to_owned();
+    let record = if in_process {
+        hub.get(&format!("/executions/{execution}")).await["data"].clone()
+    } else {
+        let this_one = |e: &Value| e["flowExecId"] == execution.as_str();
+        wait_execution_where(&hub, &id, "succeeded", this_one).await
+    };
+    assert_eq!(record["status"], "succeeded", "{record}");
+    assert_eq!(
+        record["steps"]["answer"]["input"],
+        json!({"name": "Grace Hopper", "total": 10}),
+        "{record}"
+    );
 
     // Filtered out before the reply step: the caller hears that the execution ended.
     let res = hub
