@@ -71,8 +71,8 @@ pub struct CompareArgs {
     /// Scenario (b), asynchronous ingestion: closed-loop client counts.
     #[arg(long, value_delimiter = ',', default_values_t = [4, 16, 64])]
     async_concurrency: Vec<usize>,
-    /// Scenario (b): seconds after the load stops within which every accepted result must
-    /// reach the sink (later ones count as lost).
+    /// Scenario (b): after the load stops, results are awaited as long as they keep
+    /// arriving; those still missing when none arrived for this many seconds count as lost.
     #[arg(long, default_value_t = 30)]
     drain: u64,
     /// Skip scenario (b), asynchronous ingestion.

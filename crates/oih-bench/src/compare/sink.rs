@@ -209,11 +209,21 @@ impl Ledger {
             .await
     }
 
-    /// Waits up to `drain` for every awaited result, counts the rest lost (a later arrival of
-    /// one is then wrong), and returns the tally since the last call.
+    /// Waits for every awaited result for as long as results keep arriving (a backlog is
+    /// worked off, however long it takes) and up to `drain` after the last one came; counts
+    /// the rest lost (a later arrival of one is then wrong), and returns the tally since the
+    /// last call.
     pub async fn settle(&self, drain: Duration) -> Tally {
-        self.wait_until(drain, |books| books.awaited.is_empty())
-            .await;
+        let mut waiting = self.books().awaited.len();
+        while waiting > 0 {
+            let arrived = self
+                .wait_until(drain, |books| books.awaited.len() < waiting)
+                .await;
+            if !arrived {
+                break;
+            }
+            waiting = self.books().awaited.len();
+        }
         let mut books = self.books();
         let mut lost: Vec<u64> = books.awaited.drain().map(|(seq, _)| seq).collect();
         lost.sort_unstable();
@@ -224,7 +234,7 @@ impl Ledger {
             let first: Vec<String> = lost.iter().take(10).map(u64::to_string).collect();
             tally.note(|| {
                 format!(
-                    "{} results missing after {drain:?}, seq {} …",
+                    "{} results missing, none arriving for {drain:?}, seq {} …",
                     lost.len(),
                     first.join(", ")
                 )
