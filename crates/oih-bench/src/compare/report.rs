@@ -463,7 +463,7 @@ impl Report {
         }
         let _ = writeln!(
             out,
-            "\n## Scenario (b): asynchronous ingestion\n\nHTTP → transform → filter → POST to a sink; the answer comes once the system has taken the request, end-to-end latency is from sending the request to its result reaching the sink. Lost: accepted, kept by the filter, not at the sink within the drain period after the load stopped; dropped by filter: accepted, and rightly never delivered.\n"
+            "\n## Scenario (b): asynchronous ingestion\n\nHTTP → transform → filter → POST to a sink; the answer comes once the system has taken the request, end-to-end latency is from sending the request to its result reaching the sink. Lost: accepted, kept by the filter, and not at the sink once none had arrived for the drain period after the load stopped; dropped by filter: accepted, and rightly never delivered.\n"
         );
         let _ = writeln!(
             out,
