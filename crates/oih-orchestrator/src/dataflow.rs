@@ -48,7 +48,7 @@ const LATE_ERROR_GRACE: std::time::Duration = std::time::Duration::from_millis(2
 pub type ToCaller = (String, Message);
 
 /// Published when an execution has ended (every input ended): `{flowExecId, flowId, status,
-/// error, tenant}`.
+/// error, tenant, mayHaveSnapshots}`.
 pub const EXECUTION_FINISHED: &str = "flow.execution.finished";
 
 #[derive(Clone)]
@@ -363,16 +363,21 @@ impl Dataflow {
     async fn announce(&self, execution: &Execution) -> Result<(), DataflowError> {
         self.send_to_callers(caller_note(execution).into_iter().collect())
             .await?;
-        self.publish_finished(execution).await
+        // Queued steps (Ferryman's among them) send their snapshots to the service directly.
+        self.publish_finished(execution, true).await
     }
 
-    /// Publishes `flow.execution.finished`: `{flowExecId, flowId, status, error, tenant}`.
+    /// Publishes `flow.execution.finished`: `{flowExecId, flowId, status, error, tenant,
+    /// mayHaveSnapshots}`. The Snapshots service skips the purge of an execution known to
+    /// have none.
     pub(crate) async fn publish_finished(
         &self,
         execution: &Execution,
+        may_have_snapshots: bool,
     ) -> Result<(), DataflowError> {
         let mut event = outcome(execution);
         event["tenant"] = json!(execution.tenant);
+        event["mayHaveSnapshots"] = json!(may_have_snapshots);
         self.events
             .publish(Event::new(EXECUTION_FINISHED, event))
             .await?;

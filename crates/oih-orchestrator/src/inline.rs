@@ -38,6 +38,8 @@ pub(crate) struct Ledger {
     answers: Answers,
     /// A new execution that ended in place, stored and still to be announced.
     ended: Option<Box<Execution>>,
+    /// Whether a step run in place took a snapshot.
+    snapshotted: bool,
 }
 
 enum State {
@@ -84,6 +86,7 @@ impl Ledger {
             to_callers: Vec::new(),
             answers,
             ended: None,
+            snapshotted: false,
         }
     }
 
@@ -98,6 +101,7 @@ impl Ledger {
             to_callers: Vec::new(),
             answers: Answers::OverTheBus,
             ended: None,
+            snapshotted: false,
         }
     }
 
@@ -191,9 +195,11 @@ impl Dataflow {
                 }
             }
         }
-        // After the answers: the event is for observers, the caller need not wait for it.
+        // After the answers: the event is for observers, the caller need not wait for it. An
+        // execution that began and ended here never reached a queued step, so its only
+        // snapshots are those its steps took here.
         if let Some(ended) = ended {
-            self.publish_finished(&ended).await?;
+            self.publish_finished(&ended, ledger.snapshotted).await?;
         }
         Ok(())
     }
@@ -290,6 +296,7 @@ impl Dataflow {
                     None => tracing::warn!(step, "httpReply without reply_to dropped"),
                 },
                 Emit::Snapshot(state) => {
+                    ledger.snapshotted = true;
                     let message = snapshot_message(&answer, &state);
                     self.bus
                         .publish(COLLECTOR, inline.snapshot_key(), message)

@@ -1,5 +1,6 @@
 //! Purges driven by the event bus: `flow.execution.finished` (published by the orchestrator,
-//! `{flowExecId, flowId, status}`) removes that execution's snapshots; `flowrepo.flow.deleted`
+//! `{flowExecId, flowId, status, mayHaveSnapshots}`) removes that execution's snapshots
+//! unless it says there can be none; `flowrepo.flow.deleted`
 //! (`{tenant, user, flowId}`) removes all of the flow's. OIH purged executions with an HTTP
 //! call from the orchestrator that could fire early or never, and kept a deleted flow's
 //! snapshots forever.
@@ -40,6 +41,12 @@ impl EventHandler for Purge {
         match event.name() {
             EXECUTION_FINISHED => {
                 let exec = text(payload, "flowExecId")?;
+                // The orchestrator knows an execution whose steps all ran in place and took
+                // none: nothing to purge, and none can arrive late.
+                if payload.get("mayHaveSnapshots") == Some(&Value::Bool(false)) {
+                    tracing::debug!(flow_exec_id = exec, "execution without snapshots");
+                    return Ok(());
+                }
                 let removed = self.store.purge_execution(exec).await?;
                 tracing::debug!(flow_exec_id = exec, removed, "execution snapshots purged");
             }

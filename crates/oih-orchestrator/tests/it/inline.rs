@@ -19,6 +19,7 @@ engines!(
     a_filtered_message_tells_the_caller_the_outcome,
     inline_and_queued_steps_mix_in_one_execution,
     what_an_earlier_run_left_in_an_inline_steps_queue_is_processed,
+    an_execution_run_in_place_is_announced_without_snapshots,
 );
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -322,5 +323,29 @@ async fn what_an_earlier_run_left_in_an_inline_steps_queue_is_processed(mut hub:
     // forwards it to step_3 (run in place).
     let exec = hub.execute(&flow, json!({"n": 1})).await;
     assert_eq!(hub.finished(&exec).await["status"], "succeeded");
+    hub.shutdown().await;
+}
+
+/// No step of it reached a queue and none took a snapshot: the Snapshots service is told it
+/// has nothing to purge.
+async fn an_execution_run_in_place_is_announced_without_snapshots(mut hub: Hub) {
+    let mut events = oih_bus::EventBus::new(hub.bus.clone(), "test-snapshots")
+        .await
+        .expect("event bus")
+        .subscribe(&["flow.execution.finished"], 10)
+        .await
+        .expect("subscribe");
+    let flow = linear_flow(TENANT, "userId");
+    hub.started(&flow).await;
+    let exec = hub.execute(&flow, json!({"n": 1})).await;
+    let received = tokio::time::timeout(WAIT, events.next())
+        .await
+        .expect("event in time")
+        .expect("bus open");
+    let payload = received.event.payload.clone();
+    received.ack().await.expect("ack");
+    assert_eq!(payload["flowExecId"], exec.as_str(), "{payload}");
+    assert_eq!(payload["status"], "succeeded");
+    assert_eq!(payload["mayHaveSnapshots"], false, "{payload}");
     hub.shutdown().await;
 }

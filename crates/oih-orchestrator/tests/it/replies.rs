@@ -123,5 +123,9 @@ async fn every_finished_execution_is_announced(mut hub: Hub) {
     assert_eq!(payload["flowId"], flow["id"]);
     assert_eq!(payload["status"], "succeeded");
     assert_eq!(payload["tenant"], TENANT);
+    assert_eq!(
+        payload["mayHaveSnapshots"], true,
+        "queued steps snapshot directly"
+    );
     hub.shutdown().await;
 }

@@ -9,6 +9,7 @@ use crate::support::{FLOW, Hub, OTHER_FLOW, data, persistent, scoped, steps_uri}
 
 crate::engines!(
     a_finished_execution_loses_its_snapshots,
+    an_execution_known_to_have_no_snapshots_is_not_purged,
     a_deleted_flow_loses_its_snapshots,
     a_malformed_purge_event_is_dead_lettered,
 );
@@ -71,6 +72,36 @@ async fn a_finished_execution_loses_its_snapshots(hub: Hub) {
             (json!("e2"), json!(5))
         ]
     );
+    assert_eq!(hub.queue_len(QUEUE).await, 0);
+    hub.shutdown().await;
+}
+
+/// An execution whose steps all ran in place without a snapshot costs the service no purge
+/// (here the service is told so of one that has a snapshot, to see that it trusts it).
+async fn an_execution_known_to_have_no_snapshots_is_not_purged(hub: Hub) {
+    hub.publish_snapshot(scoped(FLOW, "step_1", "e3"), b"1")
+        .await;
+    hub.publish_snapshot(scoped(FLOW, "step_1", "e4"), b"2")
+        .await;
+    hub.wait_for(&steps_uri(FLOW), "the seed", |b| data(b).len() == 2)
+        .await;
+    let finished = |exec: &str, may_have: bool| json!({"flowExecId": exec, "flowId": FLOW, "status": "succeeded", "mayHaveSnapshots": may_have});
+    hub.publish_event(
+        "component-orchestrator",
+        "flow.execution.finished",
+        finished("e3", false),
+    )
+    .await;
+    hub.publish_event(
+        "component-orchestrator",
+        "flow.execution.finished",
+        finished("e4", true),
+    )
+    .await;
+    // Handled in order: once e4 is purged, e3's event was handled.
+    hub.wait_for(&steps_uri(FLOW), "the purge of e4", |b| data(b).len() == 1)
+        .await;
+    assert_eq!(contents(&hub, FLOW).await, [(json!("e3"), json!(1))]);
     assert_eq!(hub.queue_len(QUEUE).await, 0);
     hub.shutdown().await;
 }
