@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use oih_orchestrator::dataflow::DataflowError;
+use oih_orchestrator::dataflow::{DataflowError, ToCaller};
 use serde_json::{Value, json};
 
 use crate::engines;
@@ -37,6 +37,15 @@ fn replying_flow() -> Value {
     )
 }
 
+/// What the steps of an execution started in process sent its caller.
+async fn run_here(hub: &Hub, payload: &Value) -> Vec<ToCaller> {
+    hub.in_process
+        .execute(payload)
+        .await
+        .expect("ran")
+        .expect("the flow runs here")
+}
+
 fn body(message: &oih_bus::Message) -> Value {
     serde_json::from_slice(&message.body).expect("JSON")
 }
@@ -46,12 +55,7 @@ async fn the_reply_is_returned_once_the_execution_is_stored(mut hub: Hub) {
     hub.started(&flow).await;
     let mut on_bus = caller(&hub, "test.local").await;
     let (exec, payload) = execute_payload(&flow, json!({"n": 4}), Some("test.local.a"));
-    let answers = hub
-        .in_process
-        .execute(&payload)
-        .await
-        .expect("ran")
-        .expect("the flow runs here");
+    let answers = run_here(&hub, &payload).await;
     assert_eq!(answers.len(), 1, "one reply");
     let (key, reply) = &answers[0];
     assert_eq!(key, "test.local.a");
@@ -80,12 +84,7 @@ async fn a_message_that_reaches_no_reply_returns_the_outcome(mut hub: Hub) {
     let flow = replying_flow();
     hub.started(&flow).await;
     let (exec, payload) = execute_payload(&flow, json!({"n": -1}), Some("test.local.b"));
-    let answers = hub
-        .in_process
-        .execute(&payload)
-        .await
-        .expect("ran")
-        .expect("the flow runs here");
+    let answers = run_here(&hub, &payload).await;
     assert_eq!(answers.len(), 1, "{answers:?}");
     let note = body(&answers[0].1);
     assert_eq!(note["executionFinished"]["flowExecId"], exec.as_str());
@@ -122,12 +121,7 @@ async fn a_reply_after_a_queued_step_comes_over_the_bus(mut hub: Hub) {
     hub.started(&flow).await;
     let mut on_bus = caller(&hub, "test.later").await;
     let (exec, payload) = execute_payload(&flow, json!({}), Some("test.later.a"));
-    let answers = hub
-        .in_process
-        .execute(&payload)
-        .await
-        .expect("ran")
-        .expect("the flow runs here");
+    let answers = run_here(&hub, &payload).await;
     assert!(answers.is_empty(), "no answer yet: {answers:?}");
     let reply = tokio::time::timeout(WAIT, on_bus.next())
         .await

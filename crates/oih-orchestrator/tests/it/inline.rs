@@ -8,7 +8,7 @@ use oih_orchestrator::topology::{BACKCHANNEL, COLLECTOR, FlowNames};
 use serde_json::{Value, json};
 
 use crate::engines;
-use crate::support::{Hub, TENANT, caller, failing_flow, flow, linear_flow, node};
+use crate::support::{Hub, TENANT, announced, caller, failing_flow, flow, linear_flow, node};
 
 engines!(
     config = oih_orchestrator::Config::default();
@@ -329,21 +329,8 @@ async fn what_an_earlier_run_left_in_an_inline_steps_queue_is_processed(mut hub:
 /// No step of it reached a queue and none took a snapshot: the Snapshots service is told it
 /// has nothing to purge.
 async fn an_execution_run_in_place_is_announced_without_snapshots(mut hub: Hub) {
-    let mut events = oih_bus::EventBus::new(hub.bus.clone(), "test-snapshots")
-        .await
-        .expect("event bus")
-        .subscribe(&["flow.execution.finished"], 10)
-        .await
-        .expect("subscribe");
     let flow = linear_flow(TENANT, "userId");
-    hub.started(&flow).await;
-    let exec = hub.execute(&flow, json!({"n": 1})).await;
-    let received = tokio::time::timeout(WAIT, events.next())
-        .await
-        .expect("event in time")
-        .expect("bus open");
-    let payload = received.event.payload.clone();
-    received.ack().await.expect("ack");
+    let (exec, payload) = announced(&mut hub, &flow, json!({"n": 1})).await;
     assert_eq!(payload["flowExecId"], exec.as_str(), "{payload}");
     assert_eq!(payload["status"], "succeeded");
     assert_eq!(payload["mayHaveSnapshots"], false, "{payload}");

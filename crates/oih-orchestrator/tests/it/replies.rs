@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use oih_bus::{Consumer, EventBus};
+use oih_bus::Consumer;
 use serde_json::{Value, json};
 
 use crate::engines;
-use crate::support::{Hub, TENANT, caller, flow, linear_flow, node};
+use crate::support::{Hub, TENANT, announced, caller, flow, linear_flow, node};
 
 engines!(
     flow_started_says_whether_callers_wait,
@@ -104,21 +104,8 @@ async fn a_failure_before_the_reply_is_told_to_the_caller(mut hub: Hub) {
 }
 
 async fn every_finished_execution_is_announced(mut hub: Hub) {
-    let mut events = EventBus::new(hub.bus.clone(), "test-snapshots")
-        .await
-        .expect("event bus")
-        .subscribe(&["flow.execution.finished"], 10)
-        .await
-        .expect("subscribe");
     let flow = linear_flow(TENANT, "userId");
-    hub.started(&flow).await;
-    let exec = hub.execute(&flow, json!({"n": 1})).await;
-    let received = tokio::time::timeout(WAIT, events.next())
-        .await
-        .expect("event in time")
-        .expect("bus open");
-    let payload = received.event.payload.clone();
-    received.ack().await.expect("ack");
+    let (exec, payload) = announced(&mut hub, &flow, json!({"n": 1})).await;
     assert_eq!(payload["flowExecId"], exec.as_str(), "{payload}");
     assert_eq!(payload["flowId"], flow["id"]);
     assert_eq!(payload["status"], "succeeded");

@@ -363,6 +363,26 @@ pub fn linear_flow(tenant: &str, owner: &str) -> Value {
 }
 
 /// A queue receiving what is published to the backchannel under `prefix.#`.
+/// Starts `flow`, runs it on `data` and returns the execution id and the
+/// `flow.execution.finished` event announcing its end.
+pub async fn announced(hub: &mut Hub, flow: &Value, data: Value) -> (String, Value) {
+    let mut events = EventBus::new(hub.bus.clone(), "test-snapshots")
+        .await
+        .expect("event bus")
+        .subscribe(&["flow.execution.finished"], 10)
+        .await
+        .expect("subscribe");
+    hub.started(flow).await;
+    let exec = hub.execute(flow, data).await;
+    let received = tokio::time::timeout(Duration::from_secs(10), events.next())
+        .await
+        .expect("event in time")
+        .expect("bus open");
+    let payload = received.event.payload.clone();
+    received.ack().await.expect("ack");
+    (exec, payload)
+}
+
 /// `flow.execute` of `data` for `flow`, as the webhooks send it, and its execution id.
 pub fn execute_payload(flow: &Value, data: Value, reply_to: Option<&str>) -> (String, Value) {
     let exec_id = ObjectId::new().to_string();
