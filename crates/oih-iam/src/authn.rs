@@ -16,12 +16,12 @@ use oih_core::Identity;
 use oih_http::{AuthError, Authenticator};
 use serde_json::Value;
 
-use crate::cache::TtlCache;
 use crate::config::Secret;
 use crate::jwt::{Claims, Verifier, ensure_crypto_provider, looks_like_jwt};
 use crate::routes::auth::{LoginFailure, check_credentials};
 use crate::state::AppState;
 use crate::tokens::resolve;
+use oih_core::TtlCache;
 
 /// A JWT naming an unknown key triggers a JWKS download at most this often.
 const JWKS_REFETCH: Duration = Duration::from_secs(10);

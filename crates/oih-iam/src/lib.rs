@@ -14,7 +14,6 @@
 mod access;
 mod authn;
 mod bootstrap;
-mod cache;
 mod config;
 mod events;
 mod jwt;

@@ -8,7 +8,6 @@ use oih_core::Identity;
 use oih_store::{Filter, StoreError};
 use serde_json::Value;
 
-use crate::cache::TtlCache;
 use crate::config::{Config, TokenFormat};
 use crate::events::Events;
 use crate::jwt::{Jwt, JwtAlgorithm, JwtSettings};
@@ -19,6 +18,7 @@ use crate::store::{ROLES, Repo, Stored};
 use crate::throttle::Throttle;
 use crate::tokens::Lifespan;
 use crate::{Deps, EVENT_SERVICE_NAME, Error};
+use oih_core::TtlCache;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);

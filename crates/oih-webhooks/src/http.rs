@@ -298,9 +298,9 @@ fn accepted(answer: Value) -> Response {
 
 /// The flow, if it is known and active. Anything else waits the same time and answers the
 /// same 404 (malformed ids included, which OIH answers with a 500).
-async fn active_flow(state: &AppState, id: &str) -> Result<HookFlow, HookError> {
+async fn active_flow(state: &AppState, id: &str) -> Result<Arc<HookFlow>, HookError> {
     let found = if oih_core::ObjectId::is_valid(id) {
-        state.store.flow(id).await?.filter(HookFlow::is_active)
+        state.store.active_flow(id).await?
     } else {
         None
     };

@@ -83,6 +83,11 @@ pub struct Config {
     /// the bus. false: always through the bus, as OIH.
     #[arg(long, env = "WEBHOOKS_IN_PROCESS", default_value_t = true, action = clap::ArgAction::Set)]
     pub webhooks_in_process: bool,
+    /// Milliseconds an active flow is served from memory instead of the store. A flow
+    /// stopped through another replica (or another process) may still be hooked for this
+    /// long; changes seen by this replica apply at once. 0: read the store on every call.
+    #[arg(long, env = "WEBHOOKS_FLOW_CACHE_MS", default_value_t = 2_000)]
+    pub webhooks_flow_cache_ms: u64,
 }
 
 impl Default for Config {
@@ -100,6 +105,7 @@ impl Default for Config {
             webhooks_reply_timeout_ms: 30_000,
             webhooks_instance_id: "local".into(),
             webhooks_in_process: true,
+            webhooks_flow_cache_ms: 2_000,
         }
     }
 }
@@ -176,7 +182,8 @@ pub enum Error {
 /// published from now on are kept) and its reply queue, and returns the `/hook` routes and
 /// the workers that keep the flow projection and hand replies to waiting callers.
 pub async fn module(config: Config, deps: Deps) -> Result<ServiceModule, Error> {
-    let store = store::Store::open(deps.docs).await?;
+    let flow_cache = Duration::from_millis(config.webhooks_flow_cache_ms);
+    let store = store::Store::open(deps.docs, flow_cache).await?;
     let reply_timeout = Duration::from_millis(config.webhooks_reply_timeout_ms.max(1));
     let (replies, reply_consumer) = reply::Replies::declare(
         deps.bus.as_ref(),
@@ -270,6 +277,10 @@ mod tests {
             default.webhooks_event_prefetch
         );
         assert_eq!(parsed.webhooks_in_process, default.webhooks_in_process);
+        assert_eq!(
+            parsed.webhooks_flow_cache_ms,
+            default.webhooks_flow_cache_ms
+        );
         let custom = Cli::try_parse_from(["oih", "--webhooks-payload-size-limit", "1kb"])
             .expect("parse")
             .config;

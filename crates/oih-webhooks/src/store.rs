@@ -1,11 +1,17 @@
 //! The service's collections: `webhooks_flows`, the projection of the flows that may be
 //! hooked (fed by the flow lifecycle events), and `webhooks_idempotency`, the first answer
 //! given per `(flow, Idempotency-Key)`.
+//!
+//! Every hook reads its flow, so active flows are also kept in memory for a short while
+//! ([`Store::active_flow`]). A change made through this store forgets the flow at once;
+//! another replica's change (the lifecycle events go to one replica of the shared `webhooks`
+//! queue) is seen here once the entry expires.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use oih_core::{Owner, OwnerType};
+use oih_core::{Owner, OwnerType, TtlCache};
 use oih_store::{Collection, CollectionSpec, DocStore, StoreError};
 use serde_json::{Map, Value, json};
 
@@ -134,26 +140,59 @@ pub const KEPT_FIELDS: &[&str] = &["graph", "flowSettings", "tenant", "owners", 
 #[derive(Clone)]
 pub struct Store {
     docs: Arc<dyn DocStore>,
+    /// Active flows read recently (kept for `cache_ttl`; zero keeps none).
+    active: Arc<TtlCache<Arc<HookFlow>>>,
 }
 
 impl Store {
-    pub async fn open(docs: Arc<dyn DocStore>) -> Result<Self, StoreError> {
+    /// `cache_ttl`: how long an active flow is served from memory.
+    pub async fn open(docs: Arc<dyn DocStore>, cache_ttl: Duration) -> Result<Self, StoreError> {
         docs.ensure_collection(FLOWS, &CollectionSpec::default())
             .await?;
         docs.ensure_collection(IDEMPOTENCY, &CollectionSpec::default())
             .await?;
-        Ok(Self { docs })
+        Ok(Self {
+            docs,
+            active: Arc::new(TtlCache::new(cache_ttl)),
+        })
     }
 
-    pub async fn flow(&self, id: &str) -> Result<Option<HookFlow>, StoreError> {
-        Ok(self.docs.get(FLOWS, id).await?.map(|doc| HookFlow {
+    /// The flow, if it is known and active.
+    pub async fn active_flow(&self, id: &str) -> Result<Option<Arc<HookFlow>>, StoreError> {
+        if let Some(flow) = self.active.get(id) {
+            return Ok(Some(flow));
+        }
+        let Some(doc) = self.docs.get(FLOWS, id).await? else {
+            return Ok(None);
+        };
+        let flow = HookFlow {
             id: doc.id,
             body: doc.body,
-        }))
+        };
+        if !flow.is_active() {
+            return Ok(None);
+        }
+        let flow = Arc::new(flow);
+        self.active.put(id, Arc::clone(&flow), None);
+        Ok(Some(flow))
     }
 
     /// Stores `body` as the flow, replacing any earlier copy (a restart re-sends everything).
     pub async fn put_flow(&self, id: &str, body: Value) -> Result<(), StoreError> {
+        self.forgetting(id, self.write_flow(id, body)).await
+    }
+
+    /// Runs `change` of the flow, forgetting any copy in memory before (so that nobody who
+    /// saw the change stored finds the old copy) and after (a hook may have read the old
+    /// flow meanwhile).
+    async fn forgetting<T>(&self, id: &str, change: impl Future<Output = T>) -> T {
+        self.active.remove(id);
+        let outcome = change.await;
+        self.active.remove(id);
+        outcome
+    }
+
+    async fn write_flow(&self, id: &str, body: Value) -> Result<(), StoreError> {
         match self.docs.update(FLOWS, id, None, body.clone()).await {
             Ok(_) => Ok(()),
             Err(StoreError::NotFound) => {
@@ -170,9 +209,13 @@ impl Store {
         }
     }
 
-    /// Sets the status of a known flow; returns false when the flow is not known.
-    /// Marks the flow active; `sync_reply`: its callers wait for a step's reply.
+    /// Marks the flow active; `sync_reply`: its callers wait for a step's reply. False when
+    /// the flow is not known.
     pub async fn activate(&self, id: &str, sync_reply: bool) -> Result<bool, StoreError> {
+        self.forgetting(id, self.mark_active(id, sync_reply)).await
+    }
+
+    async fn mark_active(&self, id: &str, sync_reply: bool) -> Result<bool, StoreError> {
         let Some(doc) = self.docs.get(FLOWS, id).await? else {
             return Ok(false);
         };
@@ -190,7 +233,8 @@ impl Store {
     }
 
     pub async fn remove_flow(&self, id: &str) -> Result<(), StoreError> {
-        self.docs.delete(FLOWS, id).await.map(|_| ())
+        let delete = async { self.docs.delete(FLOWS, id).await.map(|_| ()) };
+        self.forgetting(id, delete).await
     }
 
     /// The answer stored for an idempotency key, if it has not expired.

@@ -1,8 +1,11 @@
 //! The flow projection fed by `flow.starting` / `flow.started` / `flow.stopping` /
 //! `flow.stopped` (runtime.md §5.5).
 
+use std::time::Duration;
+
 use axum::http::StatusCode;
 use oih_webhooks::Config;
+use oih_webhooks::store::Store;
 use serde_json::json;
 
 use crate::support::{Hub, config, flow_payload, hook_uri, open_flow};
@@ -128,5 +131,52 @@ async fn a_store_failure_is_retried_not_lost() {
         0
     );
     assert_eq!(hub.queue_len("webhooks.deadletter").await, 0);
+    hub.shutdown().await;
+}
+
+/// A replica keeps an active flow in memory for `WEBHOOKS_FLOW_CACHE_MS`: a change another
+/// replica made (its lifecycle events went there) shows here once that copy expires.
+#[tokio::test]
+async fn another_replicas_change_shows_once_the_copy_in_memory_expires() {
+    for (cache_ms, served_after_removal) in [(60_000, true), (0, false)] {
+        let hub = Hub::start_with(Config {
+            webhooks_flow_cache_ms: cache_ms,
+            ..config()
+        })
+        .await;
+        let flow = open_flow(&hub).await;
+        let uri = hook_uri(&flow);
+        assert_eq!(head(&hub, &uri).await, StatusCode::OK);
+        let other_replica = Store::open(hub.docs.clone(), Duration::ZERO)
+            .await
+            .expect("store");
+        let id = flow["id"].as_str().expect("id");
+        other_replica.remove_flow(id).await.expect("remove");
+        let expected = if served_after_removal {
+            StatusCode::OK
+        } else {
+            StatusCode::NOT_FOUND
+        };
+        assert_eq!(head(&hub, &uri).await, expected, "cache {cache_ms} ms");
+        hub.shutdown().await;
+    }
+
+    let hub = Hub::start_with(Config {
+        webhooks_flow_cache_ms: 50,
+        ..config()
+    })
+    .await;
+    let flow = open_flow(&hub).await;
+    let uri = hook_uri(&flow);
+    assert_eq!(head(&hub, &uri).await, StatusCode::OK);
+    let other_replica = Store::open(hub.docs.clone(), Duration::ZERO)
+        .await
+        .expect("store");
+    other_replica
+        .remove_flow(flow["id"].as_str().expect("id"))
+        .await
+        .expect("remove");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(head(&hub, &uri).await, StatusCode::NOT_FOUND);
     hub.shutdown().await;
 }

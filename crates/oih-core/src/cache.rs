@@ -1,4 +1,4 @@
-//! A small time-bounded map for token → identity answers, shared by both authenticators.
+//! A small time-bounded map: IAM's token → identity answers, the webhooks' hookable flows.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-/// Entries beyond this are not cached (the map is cleared), so a flood of random tokens cannot
-/// grow memory without bound.
+/// Entries beyond this are not cached (the map is cleared), so a flood of random keys (tokens,
+/// flow ids) cannot grow memory without bound.
 const MAX_ENTRIES: usize = 10_000;
 
 pub struct TtlCache<V> {
@@ -57,6 +57,14 @@ impl<V: Clone> TtlCache<V> {
         entries.insert(key.to_owned(), (Instant::now() + life, value));
     }
 
+    /// Forgets one entry (its source changed).
+    pub fn remove(&self, key: &str) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+    }
+
     /// Forgets everything (after a revocation, a role change, a disabled account).
     pub fn clear(&self) {
         self.entries
@@ -78,6 +86,10 @@ mod tests {
         std::thread::sleep(Duration::from_millis(40));
         assert_eq!(c.get("a"), None);
         c.put("b", 2, None);
+        c.put("c", 3, None);
+        c.remove("c");
+        assert_eq!(c.get("c"), None);
+        assert_eq!(c.get("b"), Some(2));
         c.clear();
         assert_eq!(c.get("b"), None);
         let off = TtlCache::new(Duration::ZERO);
