@@ -8,32 +8,48 @@
 //!
 //! Transactions start with `BEGIN IMMEDIATE` so another *process* on the same file cannot
 //! turn a read-then-write transaction into a `SQLITE_BUSY_SNAPSHOT` failure midway.
+//!
+//! The WAL is checkpointed by a task of its own on a connection of its own
+//! ([`run_checkpoints`]), not by the commit that happens to fill it: a checkpoint copies
+//! megabytes into the database file and syncs it, and every write queued behind the writer
+//! would wait for that.
 
 mod docs;
 mod filter;
 mod log;
 
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::Sqlite;
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
+use sqlx::{ConnectOptions, Connection, Sqlite};
 use tempfile::TempDir;
+use tokio::task::JoinHandle;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::engine::{SqlBackend, Tx};
 use crate::{Result, StoreError};
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const READERS: u32 = 4;
+/// How often the WAL is checkpointed.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+/// WAL frames (pages) beyond which it is started over: SQLite's own checkpoint threshold.
+const RESTART_FRAMES: i64 = 1000;
+/// How long a restarting checkpoint waits for readers (and holds up writers meanwhile).
+const RESTART_WAIT: Duration = Duration::from_millis(50);
 
 pub(crate) struct SqliteStore {
     /// Exactly one connection: every write goes through it.
     writer: SqlitePool,
     readers: SqlitePool,
+    checkpoints: Checkpoints,
     /// For "in-memory" databases: the private temp dir holding the file, removed on drop.
     _scratch: Option<TempDir>,
 }
@@ -77,12 +93,16 @@ impl SqliteStore {
         } else {
             SqliteSynchronous::Off
         };
+        // No commit checkpoints (`wal_autocheckpoint=0`): `run_checkpoints` does.
         let base = base
             .create_if_missing(true)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT)
-            .synchronous(sync);
+            .synchronous(sync)
+            .pragma("wal_autocheckpoint", "0");
         let writer = connect_writer(&base).await?;
+        let checkpoints =
+            Checkpoints::start(base.clone().busy_timeout(RESTART_WAIT).connect().await?);
         let readers = SqlitePoolOptions::new()
             .max_connections(READERS)
             .connect_with(base)
@@ -90,6 +110,7 @@ impl SqliteStore {
         Ok(Self {
             writer,
             readers,
+            checkpoints,
             _scratch: scratch,
         })
     }
@@ -129,6 +150,67 @@ async fn connect_writer(base: &SqliteConnectOptions) -> Result<SqlitePool> {
     }
 }
 
+/// The checkpointing task: stopped by [`SqlBackend::close`], or when the store is dropped.
+struct Checkpoints {
+    task: Mutex<Option<JoinHandle<()>>>,
+    stop: CancellationToken,
+    _on_drop: DropGuard,
+}
+
+impl Checkpoints {
+    fn start(conn: SqliteConnection) -> Self {
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(run_checkpoints(conn, stop.clone()));
+        Self {
+            task: Mutex::new(Some(task)),
+            _on_drop: stop.clone().drop_guard(),
+            stop,
+        }
+    }
+
+    async fn stop(&self) {
+        self.stop.cancel();
+        let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Copies what the WAL holds into the database every [`CHECKPOINT_EVERY`], without waiting
+/// for readers or the writer (`PASSIVE`). The WAL is written from its start again only once a
+/// checkpoint copied all of it, which a passive one never does while writes go on; so when it
+/// has grown past [`RESTART_FRAMES`], the few frames written meanwhile are copied while
+/// writers wait (`RESTART`, at most [`RESTART_WAIT`] for readers), and the next write starts
+/// the WAL over.
+async fn run_checkpoints(mut conn: SqliteConnection, stop: CancellationToken) {
+    let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            _ = every.tick() => {}
+        }
+        if let Err(err) = checkpoint(&mut conn).await {
+            tracing::warn!(error = %err, "SQLite WAL checkpoint failed");
+        }
+    }
+    let _ = conn.close().await;
+}
+
+async fn checkpoint(conn: &mut SqliteConnection) -> Result<()> {
+    let (_busy, frames, _copied): (i64, i64, i64) =
+        sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(&mut *conn)
+            .await?;
+    if frames >= RESTART_FRAMES {
+        sqlx::query("PRAGMA wal_checkpoint(RESTART)")
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Writes and transactions queue for the single writer; single reads and snapshots use the
 /// readers, which in WAL mode never wait for it.
 #[async_trait]
@@ -156,6 +238,7 @@ impl SqlBackend for SqliteStore {
     }
 
     async fn close(&self) {
+        self.checkpoints.stop().await;
         self.readers.close().await;
         self.writer.close().await;
     }

@@ -117,3 +117,30 @@ async fn declare_everywhere(backends: &[oih_store::Backend]) -> anyhow::Result<(
     }
     Ok(())
 }
+
+/// Commits do not checkpoint the WAL (a checkpoint would hold up every write queued behind
+/// them); a task of the store does, and starts the WAL over even while writes go on, so it
+/// does not grow with every write.
+#[tokio::test]
+async fn the_wal_is_checkpointed_in_the_background_and_reused() -> anyhow::Result<()> {
+    const DOCS: usize = 3_000;
+    let tmp = tempfile::tempdir()?;
+    let db = open(None, tmp.path()).await?;
+    db.docs
+        .ensure_collection(C, &CollectionSpec::default())
+        .await?;
+    let pad = "x".repeat(16 * 1024);
+    let written = u64::try_from(DOCS * pad.len())?;
+    for i in 0..DOCS {
+        db.docs
+            .insert(C, &i.to_string(), json!({"pad": pad}), None)
+            .await?;
+    }
+    let wal = std::fs::metadata(tmp.path().join("oih.db-wal"))?.len();
+    assert!(
+        wal < written / 2,
+        "the WAL holds {wal} bytes after {written} bytes were written without a pause: not reused"
+    );
+    db.docs.close().await;
+    Ok(())
+}
