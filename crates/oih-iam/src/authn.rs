@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use jsonwebtoken::Algorithm;
 use jsonwebtoken::jwk::JwkSet;
-use oih_core::Identity;
+use oih_core::{Identity, TtlCache};
 use oih_http::{AuthError, Authenticator};
 use serde_json::Value;
 
@@ -21,7 +21,6 @@ use crate::jwt::{Claims, Verifier, ensure_crypto_provider, looks_like_jwt};
 use crate::routes::auth::{LoginFailure, check_credentials};
 use crate::state::AppState;
 use crate::tokens::resolve;
-use oih_core::TtlCache;
 
 /// A JWT naming an unknown key triggers a JWKS download at most this often.
 const JWKS_REFETCH: Duration = Duration::from_secs(10);

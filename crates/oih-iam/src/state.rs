@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use oih_bus::EventBus;
-use oih_core::Identity;
+use oih_core::{Identity, TtlCache};
 use oih_store::{Filter, StoreError};
 use serde_json::Value;
 
@@ -18,7 +18,6 @@ use crate::store::{ROLES, Repo, Stored};
 use crate::throttle::Throttle;
 use crate::tokens::Lifespan;
 use crate::{Deps, EVENT_SERVICE_NAME, Error};
-use oih_core::TtlCache;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);

@@ -15,10 +15,11 @@ crate::engines!(
 );
 
 async fn seed(hub: &Hub) {
-    hub.publish_snapshot(persistent(FLOW, "step_1"), br#"{"secret": "state"}"#)
-        .await;
-    hub.wait_for(&steps_uri(FLOW), "the seed", |b| data(b).len() == 1)
-        .await;
+    hub.seed(
+        FLOW,
+        &[(persistent(FLOW, "step_1"), br#"{"secret": "state"}"#)],
+    )
+    .await;
 }
 
 async fn a_missing_or_unknown_token_is_401(hub: Hub) {
@@ -98,14 +99,15 @@ async fn a_step_snapshot_is_deleted_by_its_owner_only(hub: Hub) {
 }
 
 async fn deleting_an_execution_needs_an_admin(hub: Hub) {
-    hub.publish_snapshot(scoped(FLOW, "step_1", "e1"), b"1")
-        .await;
-    hub.publish_snapshot(scoped(FLOW, "step_2", "e1"), b"2")
-        .await;
-    hub.publish_snapshot(scoped(FLOW, "step_1", "e2"), b"3")
-        .await;
-    hub.wait_for(&steps_uri(FLOW), "the seed", |b| data(b).len() == 3)
-        .await;
+    hub.seed(
+        FLOW,
+        &[
+            (scoped(FLOW, "step_1", "e1"), b"1"),
+            (scoped(FLOW, "step_2", "e1"), b"2"),
+            (scoped(FLOW, "step_1", "e2"), b"3"),
+        ],
+    )
+    .await;
     let (status, body) = hub
         .call("DELETE", "/snapshots?flowExecId=e1", Some("starterToken"))
         .await;

@@ -32,15 +32,16 @@ async fn contents(hub: &Hub, flow: &str) -> Vec<(Value, Value)> {
 }
 
 async fn a_finished_execution_loses_its_snapshots(hub: Hub) {
-    hub.publish_snapshot(persistent(FLOW, "step_1"), b"0").await;
-    hub.publish_snapshot(scoped(FLOW, "step_1", "e1"), b"1")
-        .await;
-    hub.publish_snapshot(scoped(FLOW, "step_2", "e1"), b"2")
-        .await;
-    hub.publish_snapshot(scoped(FLOW, "step_1", "e2"), b"3")
-        .await;
-    hub.wait_for(&steps_uri(FLOW), "the seed", |b| data(b).len() == 4)
-        .await;
+    hub.seed(
+        FLOW,
+        &[
+            (persistent(FLOW, "step_1"), b"0"),
+            (scoped(FLOW, "step_1", "e1"), b"1"),
+            (scoped(FLOW, "step_2", "e1"), b"2"),
+            (scoped(FLOW, "step_1", "e2"), b"3"),
+        ],
+    )
+    .await;
     // As the orchestrator publishes it.
     hub.publish_event(
         "component-orchestrator",
@@ -79,12 +80,14 @@ async fn a_finished_execution_loses_its_snapshots(hub: Hub) {
 /// An execution whose steps all ran in place without a snapshot costs the service no purge
 /// (here the service is told so of one that has a snapshot, to see that it trusts it).
 async fn an_execution_known_to_have_no_snapshots_is_not_purged(hub: Hub) {
-    hub.publish_snapshot(scoped(FLOW, "step_1", "e3"), b"1")
-        .await;
-    hub.publish_snapshot(scoped(FLOW, "step_1", "e4"), b"2")
-        .await;
-    hub.wait_for(&steps_uri(FLOW), "the seed", |b| data(b).len() == 2)
-        .await;
+    hub.seed(
+        FLOW,
+        &[
+            (scoped(FLOW, "step_1", "e3"), b"1"),
+            (scoped(FLOW, "step_1", "e4"), b"2"),
+        ],
+    )
+    .await;
     let finished = |exec: &str, may_have: bool| json!({"flowExecId": exec, "flowId": FLOW, "status": "succeeded", "mayHaveSnapshots": may_have});
     hub.publish_event(
         "component-orchestrator",
@@ -107,14 +110,15 @@ async fn an_execution_known_to_have_no_snapshots_is_not_purged(hub: Hub) {
 }
 
 async fn a_deleted_flow_loses_its_snapshots(hub: Hub) {
-    hub.publish_snapshot(persistent(FLOW, "step_1"), b"0").await;
-    hub.publish_snapshot(scoped(FLOW, "step_1", "e1"), b"1")
-        .await;
-    hub.publish_snapshot(persistent(OTHER_FLOW, "step_1"), b"2")
-        .await;
-    hub.wait_for(&steps_uri(OTHER_FLOW), "the seed", |b| data(b).len() == 1)
-        .await;
-    hub.wait_for(&steps_uri(FLOW), "the seed", |b| data(b).len() == 2)
+    hub.seed(
+        FLOW,
+        &[
+            (persistent(FLOW, "step_1"), b"0"),
+            (scoped(FLOW, "step_1", "e1"), b"1"),
+        ],
+    )
+    .await;
+    hub.seed(OTHER_FLOW, &[(persistent(OTHER_FLOW, "step_1"), b"2")])
         .await;
     // As the flow repository publishes it.
     hub.publish_event(
@@ -138,9 +142,7 @@ async fn a_deleted_flow_loses_its_snapshots(hub: Hub) {
 }
 
 async fn a_malformed_purge_event_is_dead_lettered(hub: Hub) {
-    hub.publish_snapshot(scoped(FLOW, "step_1", "e1"), b"1")
-        .await;
-    hub.wait_for(&steps_uri(FLOW), "the seed", |b| data(b).len() == 1)
+    hub.seed(FLOW, &[(scoped(FLOW, "step_1", "e1"), b"1")])
         .await;
     hub.publish_event(
         "component-orchestrator",

@@ -164,6 +164,18 @@ impl Hub {
         .await;
     }
 
+    /// Publishes `snapshots` (their headers and body), all of `flow`, which has none yet,
+    /// and waits until the service lists them.
+    pub async fn seed(&self, flow: &str, snapshots: &[(Value, &[u8])]) {
+        for (headers, body) in snapshots {
+            self.publish_snapshot(headers.clone(), body).await;
+        }
+        self.wait_for(&steps_uri(flow), "the seed", |b| {
+            data(b).len() == snapshots.len()
+        })
+        .await;
+    }
+
     pub async fn publish_raw(&self, exchange: &str, key: &str, headers: Value, body: &[u8]) {
         let mut message = Message::new(body.to_vec());
         message.properties.content_type = Some("application/json".into());
