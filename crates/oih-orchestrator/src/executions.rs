@@ -15,7 +15,9 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use oih_core::Owner;
-use oih_store::{Collection, CollectionSpec, DocStore, Filter, FindOptions, StoreError};
+use oih_store::{
+    Collection, CollectionSpec, DocStore, Filter, FindOptions, NewDocument, StoreError,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
@@ -323,23 +325,40 @@ async fn run_writer(docs: Arc<dyn DocStore>, mut queue: mpsc::UnboundedReceiver<
 }
 
 /// The group's writes in one transaction: each one's outcome, or the transaction's error
-/// (then none was written).
+/// (then none was written). New records go first, all in one insert: a record is inserted
+/// and then awaited before anything updates it, so none of the group's updates is for them.
 async fn write_group(
     docs: &dyn DocStore,
     group: &mut [Write],
 ) -> Result<Vec<Result<i64, StoreError>>, StoreError> {
     let mut tx = docs.begin().await?;
-    let mut outcomes = Vec::with_capacity(group.len());
-    for write in group.iter_mut() {
-        let body = std::mem::take(&mut write.body);
-        let outcome = match write.op {
-            Op::Insert { expires_at } => tx.insert(EXECUTIONS, &write.id, body, expires_at).await,
-            Op::Update { version } => tx.update(EXECUTIONS, &write.id, Some(version), body).await,
-        };
-        outcomes.push(outcome.map(|doc| doc.version));
+    let mut outcomes: Vec<Option<Result<i64, StoreError>>> = group.iter().map(|_| None).collect();
+    let (mut new, mut new_at) = (Vec::new(), Vec::new());
+    for (at, write) in group.iter_mut().enumerate() {
+        if let Op::Insert { expires_at } = write.op {
+            new.push(NewDocument {
+                id: std::mem::take(&mut write.id),
+                body: std::mem::take(&mut write.body),
+                expires_at,
+            });
+            new_at.push(at);
+        }
+    }
+    if !new.is_empty() {
+        let inserted = tx.insert_many(EXECUTIONS, new).await?;
+        for (at, outcome) in new_at.into_iter().zip(inserted) {
+            outcomes[at] = Some(outcome.map(|doc| doc.version));
+        }
+    }
+    for (write, outcome) in group.iter_mut().zip(&mut outcomes) {
+        if let Op::Update { version } = write.op {
+            let body = std::mem::take(&mut write.body);
+            let updated = tx.update(EXECUTIONS, &write.id, Some(version), body).await;
+            *outcome = Some(updated.map(|doc| doc.version));
+        }
     }
     tx.commit().await?;
-    Ok(outcomes)
+    Ok(outcomes.into_iter().flatten().collect())
 }
 
 /// The last written state of running executions, by id, with the version it was written at.

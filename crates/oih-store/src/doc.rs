@@ -40,6 +40,14 @@ pub struct Document {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// A document for [`DocOps::insert_many`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewDocument {
+    pub id: String,
+    pub body: Value,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortOrder {
     Asc,
@@ -67,6 +75,14 @@ pub trait DocOps: Send {
         body: Value,
         expires_at: Option<DateTime<Utc>>,
     ) -> Result<Document>;
+    /// Inserts several documents in as few statements as the engine allows (a group commit's
+    /// worth in one or two, where one at a time costs a round trip each). Each one's outcome,
+    /// in order, is what [`DocOps::insert`] would have given it.
+    async fn insert_many(
+        &mut self,
+        coll: Collection,
+        docs: Vec<NewDocument>,
+    ) -> Result<Vec<Result<Document>>>;
     async fn get(&mut self, coll: Collection, id: &str) -> Result<Option<Document>>;
     /// Replaces the body if the stored version equals `expected_version` (None: any version).
     /// `StoreError::NotFound` if absent, `StoreError::Conflict` if the version moved on.

@@ -9,11 +9,12 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::Database;
 use sqlx::pool::PoolConnection;
+use std::collections::HashSet;
 
-use crate::sql::{Hook, now_micros, run_hooks};
+use crate::sql::{Hook, now_micros, run_hooks, truncate_micros};
 use crate::{
     Collection, CollectionSpec, DocOps, DocStore, Document, Filter, FindOptions, LogBatch,
-    LogSnapshot, MessageLog, Result, StoreError, Transaction,
+    LogSnapshot, MessageLog, NewDocument, Result, StoreError, Transaction,
 };
 
 /// A connection of engine `E`.
@@ -41,6 +42,14 @@ pub(crate) trait Engine: Send + Sync + 'static {
         body: Value,
         expires_at: Option<DateTime<Utc>>,
     ) -> Result<Document>;
+    /// Inserts `docs` (distinct ids), created at `now`, in as few statements as the engine
+    /// allows, skipping any that collides with a stored id or unique value; the ids inserted.
+    async fn insert_new(
+        conn: &mut Conn<Self>,
+        coll: Collection,
+        docs: &[NewDocument],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>>;
     async fn get(conn: &mut Conn<Self>, coll: Collection, id: &str) -> Result<Option<Document>>;
     async fn update(
         conn: &mut Conn<Self>,
@@ -84,6 +93,49 @@ pub(crate) async fn duplicate<E: Engine>(
         Ok(None) => StoreError::Duplicate(format!("{}: unique constraint violated", coll.0)),
         Err(e) => e,
     }
+}
+
+/// [`DocOps::insert_many`] on any engine: the documents go in with [`Engine::insert_new`];
+/// those it skipped (a collision, or an id repeated in `docs`) take the single insert's way,
+/// which makes room by dropping expired documents and tells which constraint they hit.
+async fn insert_many<E: Engine>(
+    conn: &mut Conn<E>,
+    coll: Collection,
+    docs: Vec<NewDocument>,
+) -> Result<Vec<Result<Document>>> {
+    let now = now_micros();
+    let count = docs.len();
+    let mut seen = HashSet::with_capacity(count);
+    let (mut batch, mut batch_at, mut repeated) = (Vec::new(), Vec::new(), Vec::new());
+    for (at, doc) in docs.into_iter().enumerate() {
+        if seen.insert(doc.id.clone()) {
+            batch.push(doc);
+            batch_at.push(at);
+        } else {
+            repeated.push((at, doc));
+        }
+    }
+    let mut inserted: HashSet<String> = E::insert_new(conn, coll, &batch, now)
+        .await?
+        .into_iter()
+        .collect();
+    let mut outcomes: Vec<Option<Result<Document>>> = (0..count).map(|_| None).collect();
+    for (at, doc) in batch_at.into_iter().zip(batch).chain(repeated) {
+        let outcome = if inserted.remove(&doc.id) {
+            Ok(Document {
+                id: doc.id,
+                version: 1,
+                body: doc.body,
+                created_at: now,
+                updated_at: now,
+                expires_at: doc.expires_at.map(truncate_micros),
+            })
+        } else {
+            E::insert(conn, coll, &doc.id, doc.body, doc.expires_at).await
+        };
+        outcomes[at] = Some(outcome);
+    }
+    Ok(outcomes.into_iter().flatten().collect())
 }
 
 /// How a store hands out connections: the one thing besides SQL the engines do differently.
@@ -223,6 +275,14 @@ impl<E: LogEngine> DocOps for SqlTx<E> {
         expires_at: Option<DateTime<Utc>>,
     ) -> Result<Document> {
         E::insert(&mut self.tx, coll, id, body, expires_at).await
+    }
+
+    async fn insert_many(
+        &mut self,
+        coll: Collection,
+        docs: Vec<NewDocument>,
+    ) -> Result<Vec<Result<Document>>> {
+        insert_many::<E>(&mut self.tx, coll, docs).await
     }
 
     async fn get(&mut self, coll: Collection, id: &str) -> Result<Option<Document>> {

@@ -24,7 +24,8 @@ mod sqlite;
 pub mod testing;
 
 pub use doc::{
-    Collection, CollectionSpec, DocOps, DocStore, Document, FindOptions, SortOrder, Transaction,
+    Collection, CollectionSpec, DocOps, DocStore, Document, FindOptions, NewDocument, SortOrder,
+    Transaction,
 };
 pub use error::StoreError;
 pub use filter::Filter;

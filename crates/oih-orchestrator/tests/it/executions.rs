@@ -2,7 +2,9 @@
 
 use oih_bus::{ConsumeOptions, QueueOptions};
 use oih_orchestrator::Config;
+use oih_orchestrator::executions::{Execution, Status};
 use oih_orchestrator::topology::{COLLECTOR, FlowNames};
+use oih_store::StoreError;
 use serde_json::json;
 
 use crate::engines;
@@ -15,7 +17,57 @@ engines!(
     a_step_error_fails_the_execution,
     a_reused_external_id_gets_its_own_execution,
     step_inputs_carry_oihs_headers_and_reach_the_collector,
+    records_written_together_each_get_their_own_outcome,
 );
+
+/// Records queued at one moment are written in one transaction, new ones in one insert; each
+/// caller still learns its own outcome: a taken id is a duplicate, a change lands on its
+/// record.
+async fn records_written_together_each_get_their_own_outcome(hub: Hub) {
+    let running = |id: &str| {
+        let mut execution = Execution::new(id.into(), "flow".into(), None, Vec::new());
+        execution.inputs(&["a"]);
+        execution
+    };
+    let store = &hub.executions;
+    for id in ["taken-0", "taken-1", "taken-2"] {
+        store.insert(&running(id)).await.expect("insert");
+    }
+    let mut inserts = tokio::task::JoinSet::new();
+    for n in 0..120 {
+        let (store, id) = (store.clone(), format!("new-{n}"));
+        inserts.spawn(async move { (id.clone(), store.insert(&running(&id)).await) });
+    }
+    for n in 0..3 {
+        let (again, id) = (store.clone(), format!("taken-{n}"));
+        inserts.spawn(async move { (id.clone(), again.insert(&running(&id)).await) });
+        let store = store.clone();
+        inserts.spawn(async move {
+            let id = format!("taken-{n}");
+            let ended = store.modify(&id, |e| e.ended("a")).await.map(|_| ());
+            (format!("ended {id}"), ended)
+        });
+    }
+    let (mut inserted, mut duplicates, mut ended) = (0, 0, 0);
+    while let Some(joined) = inserts.join_next().await {
+        match joined.expect("task") {
+            (id, Ok(())) if id.starts_with("new-") => inserted += 1,
+            (id, Ok(())) if id.starts_with("ended ") => ended += 1,
+            (id, Err(StoreError::Duplicate(_))) if id.starts_with("taken-") => duplicates += 1,
+            other => panic!("unexpected outcome: {other:?}"),
+        }
+    }
+    assert_eq!((inserted, duplicates, ended), (120, 3, 3));
+    for n in [0, 57, 119] {
+        let stored = store.get(&format!("new-{n}")).await.expect("get");
+        assert_eq!(stored.map(|e| e.status), Some(Status::Running));
+    }
+    for n in 0..3 {
+        let stored = store.get(&format!("taken-{n}")).await.expect("get");
+        assert_eq!(stored.map(|e| e.status), Some(Status::Succeeded));
+    }
+    hub.shutdown().await;
+}
 
 async fn a_linear_flow_runs_every_step_and_succeeds(mut hub: Hub) {
     let flow = linear_flow(TENANT, "userId");

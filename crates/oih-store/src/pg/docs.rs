@@ -14,7 +14,9 @@ use crate::sql::{
     Target, index_name, map_err, now_micros, parse_json_path, parse_target, push_filter,
     table_name, truncate_micros,
 };
-use crate::{Collection, CollectionSpec, Document, Filter, FindOptions, Result, StoreError};
+use crate::{
+    Collection, CollectionSpec, Document, Filter, FindOptions, NewDocument, Result, StoreError,
+};
 
 const COLS: &str = "id, version, body, created_at, updated_at, expires_at";
 
@@ -193,6 +195,39 @@ impl Engine for PgStore {
             }
         }
         Err(duplicate::<Self>(conn, coll, id).await)
+    }
+
+    /// One statement for any number of documents: the columns go as arrays, unnested.
+    async fn insert_new(
+        conn: &mut PgConnection,
+        coll: Collection,
+        docs: &[NewDocument],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>> {
+        if docs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let table = table_name(coll.0)?;
+        let sql = format!(
+            "INSERT INTO {table} ({COLS}) \
+             SELECT id, 1, body, $4, $4, expires_at \
+             FROM UNNEST($1::text[], $2::jsonb[], $3::timestamptz[]) AS n(id, body, expires_at) \
+             ON CONFLICT DO NOTHING RETURNING id"
+        );
+        let ids: Vec<&str> = docs.iter().map(|d| d.id.as_str()).collect();
+        let bodies: Vec<Json<&Value>> = docs.iter().map(|d| Json(&d.body)).collect();
+        let expiries: Vec<Option<DateTime<Utc>>> = docs
+            .iter()
+            .map(|d| d.expires_at.map(truncate_micros))
+            .collect();
+        sqlx::query_scalar::<_, String>(AssertSqlSafe(sql))
+            .bind(ids)
+            .bind(bodies)
+            .bind(expiries)
+            .bind(now)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(|e| map_err(coll.0, e))
     }
 
     async fn get(conn: &mut PgConnection, coll: Collection, id: &str) -> Result<Option<Document>> {

@@ -16,7 +16,9 @@ use crate::sql::{
     Target, from_micros, index_name, map_err, now_micros, parse_json_path, parse_target,
     push_filter, table_name, truncate_micros,
 };
-use crate::{Collection, CollectionSpec, Document, Filter, FindOptions, Result, StoreError};
+use crate::{
+    Collection, CollectionSpec, Document, Filter, FindOptions, NewDocument, Result, StoreError,
+};
 
 const COLS: &str = "id, version, body, created_at, updated_at, expires_at";
 /// Appended to every read and write: expired documents do not exist for callers.
@@ -31,6 +33,10 @@ struct Row {
     updated_at: i64,
     expires_at: Option<i64>,
 }
+
+/// The rows of one `insert_new` statement, largest first (5 parameters a row stays far below
+/// SQLite's limit of 32,766).
+const INSERT_CHUNKS: [usize; 3] = [64, 8, 1];
 
 /// What an update returns: everything but the body, which the caller just gave.
 const META: &str = "id, version, created_at, updated_at, expires_at";
@@ -187,6 +193,45 @@ impl Engine for SqliteStore {
             }
         }
         Err(duplicate::<Self>(conn, coll, id).await)
+    }
+
+    /// Multi-row `INSERT`s in a few fixed sizes, so that the statements sqlx prepares and
+    /// caches by their text are a handful per collection, whatever the batch sizes.
+    async fn insert_new(
+        conn: &mut SqliteConnection,
+        coll: Collection,
+        docs: &[NewDocument],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>> {
+        let table = table_name(coll.0)?;
+        let now = now.timestamp_micros();
+        let mut inserted = Vec::with_capacity(docs.len());
+        let mut rest = docs;
+        for size in INSERT_CHUNKS {
+            while rest.len() >= size {
+                let (chunk, tail) = rest.split_at(size);
+                rest = tail;
+                let sql = format!(
+                    "INSERT INTO {table} ({COLS}) VALUES {} ON CONFLICT DO NOTHING RETURNING id",
+                    vec!["(?, 1, ?, ?, ?, ?)"; size].join(", ")
+                );
+                let mut q = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql));
+                for doc in chunk {
+                    q = q
+                        .bind(doc.id.as_str())
+                        .bind(serde_json::to_string(&doc.body)?)
+                        .bind(now)
+                        .bind(now)
+                        .bind(doc.expires_at.map(|t| t.timestamp_micros()));
+                }
+                let ids = q
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(|e| map_err(coll.0, e))?;
+                inserted.extend(ids);
+            }
+        }
+        Ok(inserted)
     }
 
     async fn get(

@@ -29,6 +29,7 @@ conformance!(
     txn::rollback_and_drop_leave_nothing,
     txn::failed_statement_then_rollback,
     txn::concurrent_increments,
+    txn::insert_many_reports_each_outcome,
     log::roundtrip,
     log::removes_counts_and_purges,
     log::large_batches,

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use oih_store::{
-    Collection, CollectionSpec, Filter, FindOptions, LogBatch, StoreError, StoredMessage,
+    Collection, CollectionSpec, Filter, FindOptions, LogBatch, NewDocument, StoreError,
+    StoredMessage,
 };
 use serde_json::json;
 
@@ -182,5 +183,64 @@ pub async fn concurrent_increments(ctx: Ctx) -> anyhow::Result<()> {
     let doc = ctx.db.docs.get(C, "ctr").await?.expect("counter");
     assert_eq!(doc.body["n"], json!(20));
     assert_eq!(doc.version, 21);
+    Ok(())
+}
+
+/// Many documents in one insert: each gets the outcome a single insert would give it (a
+/// stored id, a taken unique value or an id repeated in the batch is a duplicate; an expired
+/// document holds nothing), and only a commit keeps them.
+pub async fn insert_many_reports_each_outcome(ctx: Ctx) -> anyhow::Result<()> {
+    setup(&ctx).await?;
+    let docs = &*ctx.db.docs;
+    docs.insert(C, "stored", json!({"name": "stored"}), None)
+        .await?;
+    let past = chrono::Utc::now() - chrono::Duration::seconds(5);
+    docs.insert(C, "expired", json!({"name": "old"}), Some(past))
+        .await?;
+    let new = |id: &str, name: &str| NewDocument {
+        id: id.into(),
+        body: json!({"name": name}),
+        expires_at: None,
+    };
+    // 75 fresh ones cover the multi-row statements of every size the engine uses.
+    let mut batch: Vec<NewDocument> = (0..75)
+        .map(|i| new(&format!("n{i}"), &format!("n{i}")))
+        .collect();
+    batch.insert(3, new("stored", "other"));
+    batch.insert(10, new("n0", "again"));
+    batch.insert(20, new("x", "stored"));
+    batch.push(new("expired", "old"));
+
+    let mut tx = docs.begin().await?;
+    let outcomes = tx.insert_many(C, batch.clone()).await?;
+    tx.rollback().await?;
+    assert_eq!(outcomes.len(), batch.len());
+    assert_eq!(docs.count(C, &Filter::All).await?, 1, "rolled back");
+
+    let mut tx = docs.begin().await?;
+    let outcomes = tx.insert_many(C, batch.clone()).await?;
+    tx.commit().await?;
+    for (doc, outcome) in batch.iter().zip(&outcomes) {
+        let duplicate = matches!(outcome, Err(StoreError::Duplicate(_)));
+        let expected = ["stored", "x"].contains(&doc.id.as_str())
+            || (doc.id == "n0" && doc.body["name"] == "again");
+        assert_eq!(duplicate, expected, "{}: {outcome:?}", doc.id);
+        if let Ok(inserted) = outcome {
+            assert_eq!(
+                (inserted.id.as_str(), inserted.version),
+                (doc.id.as_str(), 1)
+            );
+            assert_eq!(docs.get(C, &doc.id).await?.as_ref(), Some(inserted));
+        }
+    }
+    assert_eq!(docs.count(C, &Filter::All).await?, 1 + 75 + 1);
+    assert_eq!(
+        docs.get(C, "n0").await?.map(|d| d.body),
+        Some(json!({"name": "n0"}))
+    );
+    assert_eq!(
+        docs.get(C, "stored").await?.map(|d| d.body),
+        Some(json!({"name": "stored"}))
+    );
     Ok(())
 }
