@@ -66,36 +66,38 @@ pub struct Dataflow {
 impl Dataflow {
     /// `flow.execute` `{flow, msg, msgOpts?}` from the bus (webhooks, scheduler). A flow this
     /// process does not run is ignored, as in OIH.
-    pub async fn execute(&self, payload: &Value) -> Result<(), DataflowError> {
-        self.start(payload, Answers::OverTheBus).await.map(|_| ())
-    }
-
-    /// Starts an execution of `flow.execute`'s flow and runs it as far as its steps run in
-    /// place (until only queued steps have work). `msgOpts.headers.reply_to` names where a
-    /// waiting webhook caller expects its answer; what those steps send there goes as
-    /// `answers` says, once what they did is stored. False when this process does not run
-    /// the flow.
-    pub(crate) async fn start(
-        &self,
-        payload: &Value,
-        answers: Answers,
-    ) -> Result<bool, DataflowError> {
-        let flow_id = flow_id(payload)?;
+    pub async fn execute(&self, mut payload: Value) -> Result<(), DataflowError> {
+        let flow_id = flow_id(&payload)?;
         let Some(running) = self.registry.get(flow_id) else {
             tracing::info!(flow = flow_id, "flow.execute for a flow not running here");
-            return Ok(false);
+            return Ok(());
         };
-        let source = payload
-            .get("msg")
-            .cloned()
-            .unwrap_or_else(|| Value::Object(Default::default()));
-        let mut msg = wire::parse_body(&source)
-            .map_err(|e| DataflowError::Malformed(format!("payload.msg: {e}")))?;
         // `msgOpts` are the first input's AMQP options; a waiting caller's `reply_to` is there.
-        msg.headers.reply_to = payload
+        let reply_to = payload
             .pointer("/msgOpts/headers/reply_to")
             .and_then(Value::as_str)
             .map(str::to_owned);
+        let msg = payload
+            .get_mut("msg")
+            .map_or_else(|| Value::Object(Default::default()), Value::take);
+        self.start(&running, msg, reply_to, Answers::OverTheBus)
+            .await
+    }
+
+    /// Starts an execution of `running` with `msg` (`flow.execute`'s) and runs it as far as
+    /// its steps run in place (until only queued steps have work). `reply_to` names where a
+    /// waiting webhook caller expects its answer; what those steps send there goes as
+    /// `answers` says, once what they did is stored.
+    pub(crate) async fn start(
+        &self,
+        running: &RunningFlow,
+        msg: Value,
+        reply_to: Option<String>,
+        answers: Answers,
+    ) -> Result<(), DataflowError> {
+        let mut msg = wire::parse_body(msg)
+            .map_err(|e| DataflowError::Malformed(format!("payload.msg: {e}")))?;
+        msg.headers.reply_to = reply_to;
         let first: Vec<String> = running
             .flow
             .graph
@@ -122,9 +124,7 @@ impl Dataflow {
         execution.reply_to.clone_from(&msg.headers.reply_to);
         let mut ledger = Ledger::new(execution, self.capture_bytes, answers);
         ledger.inputs(&first, &msg.data);
-        self.forward(&running, &mut ledger, first, None, msg)
-            .await?;
-        Ok(true)
+        self.forward(running, &mut ledger, first, None, msg).await
     }
 
     /// Publishes messages for waiting webhook callers to the backchannel, where their
@@ -248,7 +248,7 @@ impl Dataflow {
                 };
                 let body: Value = serde_json::from_slice(delivery.body())
                     .map_err(|e| DataflowError::Malformed(format!("body: {e}")))?;
-                let mut msg = wire::parse_body(&body)
+                let mut msg = wire::parse_body(body)
                     .map_err(|e| DataflowError::Malformed(format!("body: {e}")))?;
                 msg.headers.reply_to = headers.reply_to.clone();
                 let targets: Vec<String> =

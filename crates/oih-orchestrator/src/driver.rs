@@ -387,7 +387,7 @@ fn from_delivery(delivery: &Delivery) -> Result<StepMessage, String> {
     let body: Value = serde_json::from_slice(delivery.body())
         .map_err(|e| format!("the input is not JSON: {e}"))?;
     let mut msg =
-        wire::parse_body(&body).map_err(|e| format!("the input is not an OIH message: {e}"))?;
+        wire::parse_body(body).map_err(|e| format!("the input is not an OIH message: {e}"))?;
     msg.headers = wire::from_headers(delivery.headers());
     Ok(msg)
 }

@@ -111,7 +111,9 @@ pub async fn run_events(
         if received.event.name() == FLOW_EXECUTE {
             let (dataflow, cancel) = (dataflow.clone(), cancel.clone());
             executing.spawn(async move {
-                let result = outcome(dataflow.execute(&received.event.payload).await);
+                let mut received = received;
+                let payload = received.event.payload.take();
+                let result = outcome(dataflow.execute(payload).await);
                 settle_event(received, result, &cancel).await;
             });
         } else {

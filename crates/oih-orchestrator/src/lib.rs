@@ -198,44 +198,49 @@ pub struct InProcess {
     dataflow: Dataflow,
 }
 
+/// What [`InProcess::execute`] did with a message.
+#[derive(Debug)]
+pub enum Local {
+    /// It ran the execution as far as its steps run in place: what they sent the caller's
+    /// `reply_to`, as `(routing key, message)`.
+    Ran(Vec<dataflow::ToCaller>),
+    /// This process does not run the flow: the message, untouched, to be published as
+    /// `flow.execute` for the one that does.
+    NotHere(serde_json::Value),
+}
+
 impl InProcess {
-    /// Runs `flow.execute` (`{flow, msg, msgOpts}`) here. `None` when this process does not
-    /// run the flow (it is to be published for the one that does); otherwise what the steps
-    /// sent the caller's `reply_to`, as `(routing key, message)`.
+    /// Runs an execution of flow `flow_id` with `msg` (`flow.execute`'s `msg`) for a caller
+    /// waiting at `reply_to`. The message is handed over as it is: nothing of the flow
+    /// travels with it, and it is neither copied nor serialised.
     pub async fn execute(
         &self,
-        payload: &serde_json::Value,
-    ) -> Result<Option<Vec<dataflow::ToCaller>>, dataflow::DataflowError> {
-        if self
-            .dataflow
-            .registry
-            .get(dataflow::flow_id(payload)?)
-            .is_none()
-        {
-            return Ok(None);
-        }
-        let (dataflow, payload) = (self.dataflow.clone(), payload.clone());
+        flow_id: &str,
+        msg: serde_json::Value,
+        reply_to: String,
+    ) -> Result<Local, dataflow::DataflowError> {
+        let Some(running) = self.dataflow.registry.get(flow_id) else {
+            return Ok(Local::NotHere(msg));
+        };
+        let dataflow = self.dataflow.clone();
         let (answers, answered) = tokio::sync::oneshot::channel();
         // A task of its own: a caller that goes away must not cut an execution in half
         // (stored, but its queued steps' inputs not published). It goes on after handing the
         // answers over, to announce the execution's end.
         let run = tokio::spawn(async move {
-            let outcome = dataflow
-                .start(&payload, dataflow::Answers::Here(Some(answers)))
-                .await;
+            let answers = dataflow::Answers::Here(Some(answers));
+            let outcome = dataflow.start(&running, msg, Some(reply_to), answers).await;
             if let Err(err) = &outcome {
                 tracing::warn!(error = %err, "an execution started in process failed");
             }
             outcome
         });
         if let Ok(answers) = answered.await {
-            return Ok(Some(answers));
+            return Ok(Local::Ran(answers));
         }
-        // No answers: the execution failed before it stored what it did, or the flow
-        // stopped running here meanwhile.
+        // No answers: the execution failed before it stored what it did.
         match run.await {
-            Ok(Ok(true)) => Ok(Some(Vec::new())),
-            Ok(Ok(false)) => Ok(None),
+            Ok(Ok(())) => Ok(Local::Ran(Vec::new())),
             Ok(Err(err)) => Err(err),
             Err(err) => Err(dataflow::DataflowError::Aborted(err.to_string())),
         }

@@ -42,8 +42,8 @@ pub fn from_headers(headers: &Headers) -> StepHeaders {
 
 /// Reads an OIH message body (a source message from `flow.execute`, or a step's output). As
 /// OIH does, the webhook request fields are kept only when there is a `method`.
-pub fn parse_body(body: &Value) -> Result<StepMessage, serde_json::Error> {
-    let mut msg: StepMessage = serde_json::from_value(body.clone())?;
+pub fn parse_body(body: Value) -> Result<StepMessage, serde_json::Error> {
+    let mut msg: StepMessage = serde_json::from_value(body)?;
     if msg.request.as_ref().is_some_and(|r| r.method.is_empty()) {
         msg.request = None;
     }

@@ -17,7 +17,6 @@ use oih_core::Event;
 use oih_http::Authn;
 use serde_json::{Map, Value, json};
 
-use crate::InProcess;
 use crate::auth::Authorizer;
 use crate::body;
 use crate::cors::{self, Cors};
@@ -25,6 +24,7 @@ use crate::error::HookError;
 use crate::events::FLOW_EXECUTE;
 use crate::reply::{Answer, Replies, Waiter};
 use crate::store::{HookFlow, Store};
+use crate::{InProcess, Ran};
 
 /// Header with which a caller makes retries of one request publish it once.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -191,16 +191,16 @@ async fn execute(
     // Registered before publishing, so that no reply can come before its caller waits.
     let waiter = flow.sync_reply().then(|| state.replies.wait());
     let reply_to = waiter.as_ref().map(|w| w.reply_to.as_str());
-    let event = execute_event(&flow, &request, data, reply_to);
+    let msg = source_message(&flow, &request, data);
     let answer = json!({"data": {"requestId": request_id, "message": "thank you"}});
     match &idempotency_key {
         Some(key) => {
-            let first = dispatch_once(state, key, event, waiter.as_ref(), answer.clone()).await?;
+            let first = dispatch_once(state, key, &flow, msg, reply_to, answer.clone()).await?;
             if let Some(first) = first {
                 return Ok(stored_response(first));
             }
         }
-        None => dispatch(state, event, waiter.as_ref()).await?,
+        None => dispatch(state, &flow, msg, reply_to).await?,
     }
     let Some(waiter) = waiter else {
         return Ok(accepted(answer));
@@ -239,25 +239,33 @@ fn stored_response(stored: Value) -> Response {
     }
 }
 
-/// Starts the execution. A caller waiting for a reply has its flow run by the orchestrator of
-/// this process, when the flow runs here: the answers its steps send come straight to the
-/// waiting caller. Otherwise `flow.execute` is published for the orchestrator that runs it.
+/// Starts the execution of `msg`. A caller waiting for a reply (at `reply_to`) has its flow
+/// run by the orchestrator of this process, when the flow runs here: the answers its steps
+/// send come straight to the waiting caller. Otherwise `flow.execute` is published for the
+/// orchestrator that runs it.
 async fn dispatch(
     state: &AppState,
-    event: Event,
-    waiter: Option<&Waiter>,
+    flow: &HookFlow,
+    mut msg: Value,
+    reply_to: Option<&str>,
 ) -> Result<(), HookError> {
-    if let (Some(local), Some(_)) = (&state.in_process, waiter)
-        && let Some(answers) = local.execute(&event.payload).await?
-    {
-        for (routing_key, message) in answers {
-            state
-                .replies
-                .deliver(&routing_key, &message.body, &message.properties.headers);
+    if let (Some(local), Some(reply_to)) = (&state.in_process, reply_to) {
+        match local.execute(flow.id(), msg, reply_to).await? {
+            Ran::Here(answers) => {
+                for (routing_key, message) in answers {
+                    state
+                        .replies
+                        .deliver(&routing_key, &message.body, &message.properties.headers);
+                }
+                return Ok(());
+            }
+            Ran::NotHere(back) => msg = back,
         }
-        return Ok(());
     }
-    state.bus.publish(event).await?;
+    state
+        .bus
+        .publish(execute_event(flow, msg, reply_to))
+        .await?;
     Ok(())
 }
 
@@ -268,8 +276,9 @@ async fn dispatch(
 async fn dispatch_once(
     state: &AppState,
     key: &str,
-    event: Event,
-    waiter: Option<&Waiter>,
+    flow: &HookFlow,
+    msg: Value,
+    reply_to: Option<&str>,
     answer: Value,
 ) -> Result<Option<Value>, HookError> {
     let expires_at = Utc::now() + state.idempotency_ttl;
@@ -283,7 +292,7 @@ async fn dispatch_once(
             None => Err(HookError::IdempotencyConflict),
         };
     }
-    if let Err(err) = dispatch(state, event, waiter).await {
+    if let Err(err) = dispatch(state, flow, msg, reply_to).await {
         if let Err(release) = state.store.release_idempotency(key).await {
             tracing::warn!(error = %release, "could not release an idempotency key");
         }
@@ -385,14 +394,8 @@ fn message_headers(headers: &HeaderMap) -> Value {
     Value::Object(out)
 }
 
-/// OIH's `flow.execute` (runtime.md §5.3); `reply_to` (in `msgOpts.headers`, the first
-/// input's AMQP headers) when the caller waits for a reply.
-fn execute_event(
-    flow: &HookFlow,
-    request: &Incoming<'_>,
-    data: Value,
-    reply_to: Option<&str>,
-) -> Event {
+/// `flow.execute`'s `msg`: the first step's input, made of the request.
+fn source_message(flow: &HookFlow, request: &Incoming<'_>, data: Value) -> Value {
     let path_and_query = request.uri.path_and_query().map_or_else(
         || request.uri.path().to_owned(),
         |pq| pq.as_str().to_owned(),
@@ -403,7 +406,7 @@ fn execute_event(
         params.insert("0".into(), json!(format!("/{suffix}")));
     }
     let path_suffix = request.suffix.map_or_else(String::new, |s| format!("/{s}"));
-    let msg = json!({
+    json!({
         "id": uuid_like(),
         "attachments": {},
         "data": data,
@@ -417,7 +420,12 @@ fn execute_event(
         "query": body::urlencoded(request.uri.query().unwrap_or_default().as_bytes()),
         "params": Value::Object(params),
         "pathSuffix": path_suffix,
-    });
+    })
+}
+
+/// OIH's `flow.execute` (runtime.md §5.3) for the orchestrator that runs `flow`; `reply_to`
+/// (in `msgOpts.headers`, the first input's AMQP headers) when the caller waits for a reply.
+fn execute_event(flow: &HookFlow, msg: Value, reply_to: Option<&str>) -> Event {
     let mut msg_opts = json!({
         "headers": {"taskId": flow.id(), "execId": random_hex(), "userId": "DOES_NOT_MATTER"},
     });

@@ -155,14 +155,25 @@ pub struct Deps {
 /// The orchestrator of the same process, which runs a flow's execution there and then.
 #[async_trait]
 pub trait InProcess: Send + Sync {
-    /// Runs `flow.execute` (`{flow, msg, msgOpts}`). `Ok(None)`: the flow does not run in this
-    /// process, so the event is to be published. `Ok(Some(answers))`: it ran as far as its
-    /// steps run in place, and what they sent the caller's `reply_to` is returned, as
-    /// `(routing key, message)`, once what they did is stored.
+    /// Runs an execution of flow `flow_id` with `msg` (`flow.execute`'s `msg`) for a caller
+    /// waiting at `reply_to`, as far as its steps run in place.
     async fn execute(
         &self,
-        payload: &serde_json::Value,
-    ) -> Result<Option<Vec<(String, Message)>>, InProcessError>;
+        flow_id: &str,
+        msg: serde_json::Value,
+        reply_to: &str,
+    ) -> Result<Ran, InProcessError>;
+}
+
+/// What [`InProcess::execute`] did with a message.
+#[derive(Debug)]
+pub enum Ran {
+    /// The execution ran: what its steps sent the caller's `reply_to`, as `(routing key,
+    /// message)`, handed over once what they did is stored.
+    Here(Vec<(String, Message)>),
+    /// The flow does not run in this process: the message back, to be published as
+    /// `flow.execute`.
+    NotHere(serde_json::Value),
 }
 
 /// Why a flow could not be run in process (the store or the bus failed).

@@ -305,12 +305,15 @@ struct InProcessOrchestrator(oih_orchestrator::InProcess);
 impl oih_webhooks::InProcess for InProcessOrchestrator {
     async fn execute(
         &self,
-        payload: &serde_json::Value,
-    ) -> Result<Option<Vec<(String, oih_bus::Message)>>, oih_webhooks::InProcessError> {
-        self.0
-            .execute(payload)
-            .await
-            .map_err(|e| oih_webhooks::InProcessError(e.to_string()))
+        flow_id: &str,
+        msg: serde_json::Value,
+        reply_to: &str,
+    ) -> Result<oih_webhooks::Ran, oih_webhooks::InProcessError> {
+        match self.0.execute(flow_id, msg, reply_to.to_owned()).await {
+            Ok(oih_orchestrator::Local::Ran(answers)) => Ok(oih_webhooks::Ran::Here(answers)),
+            Ok(oih_orchestrator::Local::NotHere(msg)) => Ok(oih_webhooks::Ran::NotHere(msg)),
+            Err(err) => Err(oih_webhooks::InProcessError(err.to_string())),
+        }
     }
 }
 

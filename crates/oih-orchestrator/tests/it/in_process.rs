@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use oih_orchestrator::Local;
 use oih_orchestrator::dataflow::{DataflowError, ToCaller};
 use serde_json::{Value, json};
 
@@ -17,7 +18,7 @@ engines!(
     a_message_that_reaches_no_reply_returns_the_outcome,
     a_reply_after_a_queued_step_comes_over_the_bus,
     a_flow_not_running_here_is_left_to_the_bus,
-    a_malformed_payload_is_refused,
+    a_malformed_message_is_refused,
 );
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -37,13 +38,23 @@ fn replying_flow() -> Value {
     )
 }
 
+/// Hands `flow.execute`'s message to the orchestrator, as the webhooks of its process do.
+async fn execute_here(hub: &Hub, payload: &Value) -> Result<Local, DataflowError> {
+    let flow_id = payload["flow"]["_id"].as_str().expect("flow id");
+    let reply_to = payload["msgOpts"]["headers"]["reply_to"]
+        .as_str()
+        .expect("reply_to");
+    hub.in_process
+        .execute(flow_id, payload["msg"].clone(), reply_to.to_owned())
+        .await
+}
+
 /// What the steps of an execution started in process sent its caller.
 async fn run_here(hub: &Hub, payload: &Value) -> Vec<ToCaller> {
-    hub.in_process
-        .execute(payload)
-        .await
-        .expect("ran")
-        .expect("the flow runs here")
+    match execute_here(hub, payload).await.expect("ran") {
+        Local::Ran(answers) => answers,
+        Local::NotHere(_) => panic!("the flow runs here"),
+    }
 }
 
 fn body(message: &oih_bus::Message) -> Value {
@@ -144,8 +155,11 @@ async fn a_reply_after_a_queued_step_comes_over_the_bus(mut hub: Hub) {
 async fn a_flow_not_running_here_is_left_to_the_bus(hub: Hub) {
     let flow = replying_flow();
     let (exec, payload) = execute_payload(&flow, json!({"n": 1}), Some("test.elsewhere.a"));
-    let ran = hub.in_process.execute(&payload).await.expect("no error");
-    assert!(ran.is_none(), "not run here: {ran:?}");
+    let ran = execute_here(&hub, &payload).await.expect("no error");
+    assert!(
+        matches!(&ran, Local::NotHere(msg) if *msg == payload["msg"]),
+        "not run here, and the message given back: {ran:?}"
+    );
     assert!(
         hub.executions.get(&exec).await.expect("store").is_none(),
         "nothing stored"
@@ -153,8 +167,14 @@ async fn a_flow_not_running_here_is_left_to_the_bus(hub: Hub) {
     hub.shutdown().await;
 }
 
-async fn a_malformed_payload_is_refused(hub: Hub) {
-    let refused = hub.in_process.execute(&json!({"msg": {}})).await;
+async fn a_malformed_message_is_refused(mut hub: Hub) {
+    let flow = replying_flow();
+    hub.started(&flow).await;
+    let flow_id = flow["id"].as_str().expect("flow id");
+    let refused = hub
+        .in_process
+        .execute(flow_id, json!(["not", "a message"]), "test.local.a".into())
+        .await;
     assert!(
         matches!(refused, Err(DataflowError::Malformed(_))),
         "{refused:?}"

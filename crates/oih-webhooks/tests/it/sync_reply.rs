@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use oih_webhooks::{InProcess, InProcessError};
+use oih_webhooks::{InProcess, InProcessError, Ran};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -258,20 +258,18 @@ impl Orchestrator {
 impl InProcess for Orchestrator {
     async fn execute(
         &self,
-        payload: &Value,
-    ) -> Result<Option<Vec<(String, Message)>>, InProcessError> {
+        _flow_id: &str,
+        msg: Value,
+        reply_to: &str,
+    ) -> Result<Ran, InProcessError> {
         *self.calls.lock().expect("lock") += 1;
         let next = self.script.lock().expect("lock").pop_front();
         match next.expect("a scripted run") {
-            Run::NotHere => Ok(None),
+            Run::NotHere => Ok(Ran::NotHere(msg)),
             Run::Fails => Err(InProcessError("the store is down".into())),
             Run::Replies(reply) => {
-                let to = payload["msgOpts"]["headers"]["reply_to"]
-                    .as_str()
-                    .expect("reply_to")
-                    .to_owned();
                 let message = Message::json(&reply).with_header("flowExecId", "exec-here");
-                Ok(Some(vec![(to, message)]))
+                Ok(Ran::Here(vec![(reply_to.to_owned(), message)]))
             }
         }
     }
