@@ -244,12 +244,27 @@ fn sample(data: &Value, limit: usize) -> Option<Value> {
     if limit == 0 {
         return None;
     }
-    let size = serde_json::to_vec(data).map_or(usize::MAX, |bytes| bytes.len());
-    Some(if size <= limit {
+    let mut size = Size(0);
+    let fits = serde_json::to_writer(&mut size, data).is_ok() && size.0 <= limit;
+    Some(if fits {
         data.clone()
     } else {
-        serde_json::json!({"truncated": true, "bytes": size})
+        serde_json::json!({"truncated": true, "bytes": size.0})
     })
+}
+
+/// Counts the bytes serialised into it, without keeping them.
+struct Size(usize);
+
+impl std::io::Write for Size {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 fn status(errors: u64, done: bool) -> Status {

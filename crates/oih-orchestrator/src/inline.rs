@@ -215,7 +215,7 @@ impl Dataflow {
         msg: StepMessage,
         work: &mut Vec<Work>,
     ) -> Result<(), DataflowError> {
-        let (inline, queued): (Vec<String>, Vec<String>) = targets
+        let (mut inline, queued): (Vec<String>, Vec<String>) = targets
             .into_iter()
             .partition(|step| running.inline.contains_key(step));
         if !queued.is_empty() {
@@ -224,9 +224,14 @@ impl Dataflow {
             self.publish_inputs(running, &queued, ledger.id(), thread_id.clone(), &msg)
                 .await?;
         }
-        // Reversed, so that the first target's work is taken first.
+        // Reversed, so that the first target's work is taken first. It is pushed last and
+        // takes the message itself; the others get a copy each.
+        let first = (!inline.is_empty()).then(|| inline.remove(0));
         for step in inline.into_iter().rev() {
             work.push((step, thread_id.clone(), msg.clone()));
+        }
+        if let Some(step) = first {
+            work.push((step, thread_id, msg));
         }
         Ok(())
     }
