@@ -5,8 +5,11 @@
 //! builtin, or [`ProcessDriver`] for `process` components; a Kubernetes driver would plug in
 //! there too.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
+
+use futures::FutureExt;
 
 use oih_bus::{BusError, ConsumeOptions, Delivery, Message, MessageBus};
 use oih_runtime::{Catalogue, Emit, Step, StepContext, StepHeaders, StepMessage, run_step};
@@ -248,13 +251,40 @@ impl InlineStep {
     /// The step's emits for `msg`, the last one its `end`; a failure, panic or overrun is an
     /// error, as when the runner runs it.
     pub async fn run(&self, msg: StepMessage) -> Vec<Emit> {
-        self.0.clone().run(msg).await
+        self.0.run(msg).await
     }
 
     /// The routing key of the step's snapshots on the collector exchange.
     pub fn snapshot_key(&self) -> &str {
         &self.0.snapshot_key
     }
+}
+
+/// Runs `step` on one input so that a step that panics or overruns `timeout` fails this input
+/// (an error, then the end) and nothing else. In the caller's task: a task of its own would
+/// isolate nothing more (an overrun is cut at the step's next await either way) and cost a
+/// spawn per message.
+async fn run_guarded(
+    step: &dyn Step,
+    msg: StepMessage,
+    ctx: &StepContext,
+    timeout: Duration,
+) -> Vec<Emit> {
+    let work = AssertUnwindSafe(run_step(step, msg, ctx)).catch_unwind();
+    let failure = match tokio::time::timeout(timeout, work).await {
+        Ok(Ok(emits)) => return emits,
+        Ok(Err(panic)) => {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(panic = %why, "a step panicked on its input");
+            "the step failed unexpectedly (it panicked)".to_owned()
+        }
+        Err(_) => format!("the step did not finish within {} s", timeout.as_secs_f64()),
+    };
+    vec![Emit::Error(failure), Emit::End]
 }
 
 fn log_panic(done: Result<(), tokio::task::JoinError>) {
@@ -270,7 +300,7 @@ impl Shared {
     async fn handle(self: Arc<Self>, delivery: Delivery) {
         let input = from_delivery(&delivery);
         let emits = match input.clone() {
-            Ok(msg) => self.clone().run(msg).await,
+            Ok(msg) => self.run(msg).await,
             Err(why) => vec![Emit::Error(why), Emit::End],
         };
         let failed = emits.iter().any(|e| matches!(e, Emit::Error(_)));
@@ -289,24 +319,8 @@ impl Shared {
         }
     }
 
-    /// Runs the step on one input, in a task of its own, so that a step that panics or
-    /// overruns its time fails this input (an error, then the end) and nothing else.
-    async fn run(self: Arc<Self>, msg: StepMessage) -> Vec<Emit> {
-        let timeout = self.timeout;
-        let work = tokio::spawn(async move { run_step(self.step.as_ref(), msg, &self.ctx).await });
-        let abort = work.abort_handle();
-        let failure = match tokio::time::timeout(timeout, work).await {
-            Ok(Ok(emits)) => return emits,
-            Ok(Err(err)) => {
-                tracing::error!(error = %err, "a step panicked on its input");
-                "the step failed unexpectedly (it panicked)".to_owned()
-            }
-            Err(_) => {
-                abort.abort();
-                format!("the step did not finish within {} s", timeout.as_secs_f64())
-            }
-        };
-        vec![Emit::Error(failure), Emit::End]
+    async fn run(&self, msg: StepMessage) -> Vec<Emit> {
+        run_guarded(self.step.as_ref(), msg, &self.ctx, self.timeout).await
     }
 
     async fn answer(
@@ -434,4 +448,41 @@ fn data(
         message = message.with_header(ROUTE_TO, json!(to));
     }
     Ok(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oih_runtime::StepError;
+
+    /// Panics on an input whose `data` is `"panic"`, else passes it on.
+    struct Fragile;
+
+    #[async_trait::async_trait]
+    impl Step for Fragile {
+        async fn process(&self, msg: StepMessage, _: &StepContext) -> Result<Vec<Emit>, StepError> {
+            assert_ne!(msg.data, json!("panic"), "the step gave up");
+            Ok(vec![Emit::Data(msg)])
+        }
+    }
+
+    fn input(data: Value) -> StepMessage {
+        wire::parse_body(json!({ "data": data })).expect("a step message")
+    }
+
+    #[tokio::test]
+    async fn a_step_that_panics_fails_that_input_only() {
+        let ctx = StepContext::new(reqwest::Client::new());
+        let timeout = Duration::from_secs(5);
+        let failed = run_guarded(&Fragile, input(json!("panic")), &ctx, timeout).await;
+        assert!(
+            matches!(&failed[..], [Emit::Error(why), Emit::End] if why.contains("panicked")),
+            "{failed:?}"
+        );
+        let passed = run_guarded(&Fragile, input(json!({"n": 1})), &ctx, timeout).await;
+        assert!(
+            matches!(&passed[..], [Emit::Data(out), Emit::End] if out.data == json!({"n": 1})),
+            "{passed:?}"
+        );
+    }
 }
