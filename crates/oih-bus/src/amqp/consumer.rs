@@ -3,6 +3,7 @@
 //! sees one continuous stream.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
@@ -31,19 +32,19 @@ pub(super) async fn subscribe(
     queue: &ShortString,
     prefetch: u16,
 ) -> lapin::Result<Subscription> {
-    let channel = link.conn.create_channel().await?;
-    channel
-        .basic_qos(prefetch, BasicQosOptions::default())
+    let channel = link
+        .bounded("channel.open", link.conn.create_channel())
         .await?;
+    let qos = channel.basic_qos(prefetch, BasicQosOptions::default());
+    link.bounded("basic.qos", qos).await?;
     // An empty tag lets the broker choose a unique one.
-    let stream = channel
-        .basic_consume(
-            queue.clone(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    let consuming = channel.basic_consume(
+        queue.clone(),
+        "".into(),
+        BasicConsumeOptions::default(),
+        FieldTable::default(),
+    );
+    let stream = link.bounded("basic.consume", consuming).await?;
     Ok(Subscription {
         link,
         channel,
@@ -108,7 +109,8 @@ async fn run(
     }
     // Closing the channel hands every unacknowledged delivery back to the queue.
     if sub.channel.status().connected() {
-        let _ = sub.channel.close(200, "consumer dropped".into()).await;
+        let closing = sub.channel.close(200, "consumer dropped".into());
+        let _ = sub.link.bounded("channel.close", closing).await;
     }
 }
 
@@ -121,6 +123,9 @@ async fn forward(
     loop {
         let item = tokio::select! {
             () = cancel.cancelled() => return Ended::Stopped,
+            // lapin still sees the connection open, but the broker has stopped answering on
+            // it: resubscribe on the next one.
+            () = sub.link.stalled.cancelled() => return Ended::Stream { error },
             item = sub.stream.next() => item,
         };
         match item {
@@ -133,7 +138,10 @@ async fn forward(
                     d.exchange.to_string(),
                     d.routing_key.to_string(),
                     d.redelivered,
-                    Box::new(AmqpSettle(d.acker)),
+                    Box::new(AmqpSettle {
+                        acker: d.acker,
+                        within: sub.link.answer_timeout(),
+                    }),
                 );
                 tokio::select! {
                     () = cancel.cancelled() => return Ended::Stopped,
@@ -194,25 +202,43 @@ async fn resubscribe(
     }
 }
 
-struct AmqpSettle(Acker);
+struct AmqpSettle {
+    acker: Acker,
+    /// How long handing the settlement to the connection may take. It needs no answer from the
+    /// broker, but a connection that stopped moving must not hold the consumer.
+    within: Duration,
+}
 
 #[async_trait]
 impl Settle for AmqpSettle {
     async fn settle(&self, how: Settlement) -> Result<()> {
-        let done = match how {
-            Settlement::Ack => self.0.ack(BasicAckOptions::default()).await,
-            Settlement::Requeue => {
-                self.0
-                    .nack(BasicNackOptions {
+        let settling = async {
+            match how {
+                Settlement::Ack => self.acker.ack(BasicAckOptions::default()).await,
+                Settlement::Requeue => {
+                    let requeue = BasicNackOptions {
                         multiple: false,
                         requeue: true,
-                    })
-                    .await
+                    };
+                    self.acker.nack(requeue).await
+                }
+                // Without requeue the broker dead-letters to the queue's DLX, or drops.
+                Settlement::Reject => {
+                    let reject = BasicRejectOptions { requeue: false };
+                    self.acker.reject(reject).await
+                }
             }
-            // Without requeue the broker dead-letters to the queue's DLX, or drops.
-            Settlement::Reject => self.0.reject(BasicRejectOptions { requeue: false }).await,
-        }
-        .map_err(|e| bus_error(&e))?;
+        };
+        let done = tokio::time::timeout(self.within, settling)
+            .await
+            .map_err(|_| {
+                BusError::Amqp(format!(
+                    "settling a delivery took longer than {:?}; the broker will redeliver it \
+                     if the connection is lost",
+                    self.within
+                ))
+            })?
+            .map_err(|e| bus_error(&e))?;
         if done {
             Ok(())
         } else {

@@ -6,6 +6,7 @@
 //! publishes the new link, so consumers that resubscribe find their queues in place.
 
 use std::future::Future;
+use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -75,13 +76,25 @@ pub(super) struct Link {
     publishers: Vec<tokio::sync::Mutex<Option<Channel>>>,
     next_publisher: AtomicUsize,
     spare: Mutex<Vec<Channel>>,
+    /// How long one exchange with the broker may take (`AmqpOptions::answer_timeout`).
+    answer_timeout: Duration,
+    /// Cancelled when the broker left a request unanswered: the connection still looks open to
+    /// lapin but is treated as lost, so operations and consumers move to a fresh one.
+    pub stalled: CancellationToken,
 }
 
 impl Link {
     async fn open(inner: &Inner, generation: u64) -> lapin::Result<Arc<Self>> {
         let props = ConnectionProperties::default()
             .with_connection_name(inner.opts.connection_name.as_str().into());
-        let conn = Connection::connect(&inner.url, props).await?;
+        let within = inner.opts.answer_timeout;
+        let conn = answered(
+            Instant::now() + within,
+            within,
+            "the connection handshake",
+            Connection::connect(&inner.url, props),
+        )
+        .await?;
         let publishers = (0..inner.opts.publish_channels.max(1))
             .map(|_| tokio::sync::Mutex::new(None))
             .collect();
@@ -91,11 +104,53 @@ impl Link {
             publishers,
             next_publisher: AtomicUsize::new(0),
             spare: Mutex::new(Vec::new()),
+            answer_timeout: inner.opts.answer_timeout,
+            stalled: CancellationToken::new(),
         }))
     }
 
     pub fn is_up(&self) -> bool {
-        self.conn.status().connected()
+        self.conn.status().connected() && !self.stalled.is_cancelled()
+    }
+
+    pub fn answer_timeout(&self) -> Duration {
+        self.answer_timeout
+    }
+
+    /// Awaits one exchange with the broker on this link, for at most the answer timeout. A
+    /// request left unanswered marks the link stalled, so callers retry on the next one
+    /// instead of waiting forever.
+    pub async fn bounded<T>(
+        &self,
+        what: &'static str,
+        exchange: impl Future<Output = lapin::Result<T>>,
+    ) -> lapin::Result<T> {
+        self.bounded_until(Instant::now() + self.answer_timeout, what, exchange)
+            .await
+    }
+
+    async fn bounded_until<T>(
+        &self,
+        deadline: Instant,
+        what: &'static str,
+        exchange: impl Future<Output = lapin::Result<T>>,
+    ) -> lapin::Result<T> {
+        let result = answered(deadline, self.answer_timeout, what, exchange).await;
+        if let Err(e) = &result
+            && is_unanswered(e)
+        {
+            self.stalled.cancel();
+        }
+        result
+    }
+
+    /// Closes the connection, waiting at most the answer timeout for the broker's close-ok.
+    pub async fn close(&self, code: u16, reason: &str) {
+        let closing = self.conn.close(code, reason.into());
+        let deadline = Instant::now() + self.answer_timeout;
+        if let Err(e) = answered(deadline, self.answer_timeout, "connection.close", closing).await {
+            debug!(error = %e, "closing the AMQP connection");
+        }
     }
 
     fn spare(&self) -> MutexGuard<'_, Vec<Channel>> {
@@ -113,9 +168,12 @@ impl Link {
         let pooled = self.spare().pop();
         let channel = match pooled {
             Some(channel) if channel.status().connected() => channel,
-            _ => self.conn.create_channel().await?,
+            _ => {
+                self.bounded("channel.open", self.conn.create_channel())
+                    .await?
+            }
         };
-        let result = op(channel.clone()).await;
+        let result = self.bounded("an admin request", op(channel.clone())).await;
         if result.is_ok() && channel.status().connected() {
             let mut spare = self.spare();
             if spare.len() < SPARE_CHANNELS {
@@ -156,15 +214,14 @@ impl Link {
             };
             for (pos, &i) in which.iter().enumerate() {
                 let item = &items[i];
-                let published = channel
-                    .basic_publish(
-                        exchange.clone(),
-                        item.routing_key.clone(),
-                        BasicPublishOptions::default(),
-                        &item.body,
-                        item.properties.clone(),
-                    )
-                    .await;
+                let publishing = channel.basic_publish(
+                    exchange.clone(),
+                    item.routing_key.clone(),
+                    BasicPublishOptions::default(),
+                    &item.body,
+                    item.properties.clone(),
+                );
+                let published = self.bounded("basic.publish", publishing).await;
                 match published {
                     Ok(confirm) => confirms.push((i, confirm)),
                     Err(e) => {
@@ -175,8 +232,14 @@ impl Link {
                 }
             }
         }
+        // One deadline for the whole round: the broker confirms in order, so a confirm that is
+        // late past the answer timeout means the link stalled.
+        let deadline = Instant::now() + self.answer_timeout;
         for (i, confirm) in confirms {
-            match confirm.await {
+            match self
+                .bounded_until(deadline, "a publisher confirm", confirm)
+                .await
+            {
                 Ok(confirmation) if confirmation.is_nack() => sent.nacked += 1,
                 Ok(_) => {}
                 Err(e) => {
@@ -203,10 +266,11 @@ impl Link {
     }
 
     async fn open_publisher(&self) -> lapin::Result<Channel> {
-        let channel = self.conn.create_channel().await?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
+        let channel = self
+            .bounded("channel.open", self.conn.create_channel())
             .await?;
+        let select = channel.confirm_select(ConfirmSelectOptions::default());
+        self.bounded("confirm.select", select).await?;
         Ok(channel)
     }
 }
@@ -309,10 +373,8 @@ impl Inner {
     pub async fn close(&self) {
         self.shutdown.cancel();
         let previous = self.state.send_replace(State::Closed);
-        if let State::Up(link) = previous
-            && let Err(e) = link.conn.close(200, "closed by oih".into()).await
-        {
-            debug!(error = %e, "closing the AMQP connection");
+        if let State::Up(link) = previous {
+            link.close(200, "closed by oih").await;
         }
     }
 }
@@ -327,6 +389,11 @@ async fn supervise(inner: Arc<Inner>, mut link: Arc<Link>) {
             generation = link.generation,
             "the connection to RabbitMQ was lost; reconnecting"
         );
+        if link.conn.status().connected() {
+            // Stalled, not dropped: let the broker free what it holds for the old connection.
+            let stalled = link.clone();
+            tokio::spawn(async move { stalled.close(320, "unanswered requests").await });
+        }
         inner.state.send_if_modified(|state| match state {
             State::Closed => false,
             _ => {
@@ -352,8 +419,8 @@ async fn supervise(inner: Arc<Inner>, mut link: Arc<Link>) {
     }
     // Closed (by `close()`, or the bus was dropped): make sure the socket goes too.
     inner.state.send_replace(State::Closed);
-    if link.is_up() {
-        let _ = link.conn.close(200, "closed by oih".into()).await;
+    if link.conn.status().connected() {
+        link.close(200, "closed by oih").await;
     }
 }
 
@@ -414,4 +481,29 @@ async fn replay(inner: &Inner, link: &Link) -> lapin::Result<()> {
     }
     debug!(count = ops.len(), "AMQP topology restored");
     Ok(())
+}
+
+/// Awaits `exchange` until `deadline`; past that it fails with a timed-out I/O error, which
+/// callers treat as a lost connection. `within` is only for the message.
+async fn answered<T>(
+    deadline: Instant,
+    within: Duration,
+    what: &'static str,
+    exchange: impl Future<Output = lapin::Result<T>>,
+) -> lapin::Result<T> {
+    tokio::time::timeout_at(deadline, exchange)
+        .await
+        .unwrap_or_else(|_| Err(unanswered(what, within)))
+}
+
+fn unanswered(what: &str, within: Duration) -> lapin::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!("RabbitMQ did not answer {what} within {within:?}"),
+    )
+    .into()
+}
+
+fn is_unanswered(e: &lapin::Error) -> bool {
+    matches!(e.kind(), lapin::ErrorKind::IOError(io) if io.kind() == io::ErrorKind::TimedOut)
 }

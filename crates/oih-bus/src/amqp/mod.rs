@@ -48,6 +48,11 @@ pub struct AmqpOptions {
     /// First and longest pause between reconnect attempts (doubling in between).
     pub backoff_min: Duration,
     pub backoff_max: Duration,
+    /// How long one request may wait for the broker's answer (a declaration, a publisher
+    /// confirm, opening a channel, the handshake). A broker that stays silent longer is taken
+    /// for lost: the connection is replaced and the request retried on the new one, within
+    /// `reconnect_timeout`. Without it, one unanswered request would hold its caller forever.
+    pub answer_timeout: Duration,
     /// Confirm channels publishes are spread over, so concurrent publishers do not queue
     /// behind each other (each `publish`/`publish_batch` uses one).
     pub publish_channels: usize,
@@ -60,6 +65,7 @@ impl Default for AmqpOptions {
             reconnect_timeout: Duration::from_secs(30),
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
+            answer_timeout: Duration::from_secs(15),
             publish_channels: 4,
         }
     }
@@ -81,7 +87,7 @@ impl AmqpBus {
     /// reconnection (tests, drills). The bus reconnects on its own.
     pub async fn force_reconnect(&self) {
         if let Some(link) = self.inner.current() {
-            let _ = link.conn.close(320, "forced reconnect".into()).await;
+            link.close(320, "forced reconnect").await;
             self.inner.lost();
         }
     }

@@ -174,7 +174,8 @@ struct Outage {
     bus: Arc<AmqpBus>,
 }
 
-async fn through_proxy(opts: AmqpOptions) -> Result<Option<Outage>> {
+/// `query` is appended to the URL (e.g. `?heartbeat=1`).
+async fn through_proxy(opts: AmqpOptions, query: &str) -> Result<Option<Outage>> {
     let Some(url) = amqp_url() else {
         return Ok(None);
     };
@@ -182,7 +183,8 @@ async fn through_proxy(opts: AmqpOptions) -> Result<Option<Outage>> {
         bail!("cannot parse {url}");
     };
     let proxy = Proxy::start(upstream).await?;
-    let bus = AmqpBus::connect(&format!("{prefix}{}{rest}", proxy.addr), opts).await?;
+    let url = format!("{prefix}{}{rest}{query}", proxy.addr);
+    let bus = AmqpBus::connect(&url, opts).await?;
     Ok(Some(Outage { proxy, bus }))
 }
 
@@ -191,7 +193,7 @@ async fn through_proxy(opts: AmqpOptions) -> Result<Option<Outage>> {
 /// publish issued during the outage completes once the broker is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outage_restores_topology_consumers_and_pending_publishes() -> Result<()> {
-    let Some(outage) = through_proxy(quick_reconnect(&unique("outage"))).await? else {
+    let Some(outage) = through_proxy(quick_reconnect(&unique("outage")), "").await? else {
         return Ok(());
     };
     let Some(direct) = amqp_bus().await else {
@@ -254,11 +256,67 @@ async fn outage_case(f: &Fixture, outage: &Outage) -> Result<()> {
     Ok(())
 }
 
+/// A broker that stops answering on an open connection (hung, or a half-open TCP link) holds
+/// nobody: past the answer timeout the bus takes the connection for lost, reconnects, and the
+/// publish and the consumer carry on on the new connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_that_stops_answering_is_replaced() -> Result<()> {
+    let opts = AmqpOptions {
+        answer_timeout: Duration::from_millis(500),
+        ..quick_reconnect(&unique("hung"))
+    };
+    // Heartbeats (60 s by default) would notice the silence too, but far later.
+    let Some(outage) = through_proxy(opts, "").await? else {
+        return Ok(());
+    };
+    let Some(direct) = amqp_bus().await else {
+        return Ok(());
+    };
+    let f = Fixture::new(direct);
+    guarded(&f, hung_broker_case(&f, &outage), amqp_bus).await?;
+    outage.bus.close().await;
+    Ok(())
+}
+
+async fn hung_broker_case(f: &Fixture, outage: &Outage) -> Result<()> {
+    let bus = &outage.bus;
+    let q = f.queue("hung", &QueueOptions::default()).await?;
+    // Prefetch 1 and "before" left unacked: the broker cannot hand "after" to the old
+    // subscription, stuck on the frozen connection, so it must reach the new one.
+    let mut c = bus.consume(&q, ConsumeOptions { prefetch: 1 }).await?;
+    bus.publish("", &q, Message::new("before")).await?;
+    let before = recv(&mut c).await?;
+    assert_eq!(text(&before), "before");
+
+    outage.proxy.freeze();
+    let started = Instant::now();
+    tokio::time::timeout(RECONNECT_WITHIN, bus.publish("", &q, Message::new("after")))
+        .await
+        .context("a publish to a silent broker hung")??;
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "the publish cannot have been confirmed on the frozen connection"
+    );
+    assert!(
+        bus.connection_generation() >= 2,
+        "a new connection was made"
+    );
+    let d = recv(&mut c).await?;
+    assert_eq!(
+        text(&d),
+        "after",
+        "the consumer resubscribed on the new connection"
+    );
+    d.ack().await?;
+    drop(before);
+    Ok(())
+}
+
 /// Every publish that returned Ok is delivered, across an outage in the middle of a stream
 /// of publishes (duplicates are allowed: at-least-once).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn confirmed_publishes_survive_an_outage() -> Result<()> {
-    let Some(outage) = through_proxy(quick_reconnect(&unique("stream"))).await? else {
+    let Some(outage) = through_proxy(quick_reconnect(&unique("stream")), "").await? else {
         return Ok(());
     };
     let Some(direct) = amqp_bus().await else {
@@ -320,7 +378,7 @@ async fn publish_gives_up_after_the_reconnect_timeout() -> Result<()> {
         reconnect_timeout: Duration::from_secs(1),
         ..quick_reconnect(&unique("timeout"))
     };
-    let Some(outage) = through_proxy(opts).await? else {
+    let Some(outage) = through_proxy(opts, "").await? else {
         return Ok(());
     };
     let Some(direct) = amqp_bus().await else {

@@ -1,6 +1,8 @@
 //! A TCP proxy in front of RabbitMQ that can simulate an outage: `cut()` drops every proxied
 //! connection and refuses new ones until `restore()`. That is a broker restart as the client
 //! sees it, with a window in which the test can change the broker behind the client's back.
+//! `freeze()` simulates a hung broker instead: the open connections stay open but nothing
+//! passes any more, while new connections work.
 
 use std::io;
 use std::net::SocketAddr;
@@ -15,6 +17,8 @@ pub struct Proxy {
     down: Arc<AtomicBool>,
     /// Bumped by `cut()`; every pump watches it and drops its sockets.
     cuts: watch::Sender<u64>,
+    /// Bumped by `freeze()`; every pump open then stops copying but keeps its sockets.
+    freezes: watch::Sender<u64>,
     accept: tokio::task::JoinHandle<()>,
 }
 
@@ -24,9 +28,11 @@ impl Proxy {
         let addr = listener.local_addr()?;
         let down = Arc::new(AtomicBool::new(false));
         let (cuts, _) = watch::channel(0);
+        let (freezes, _) = watch::channel(0);
         let accept = tokio::spawn({
             let down = down.clone();
             let cuts = cuts.clone();
+            let freezes = freezes.clone();
             async move {
                 while let Ok((client, _)) = listener.accept().await {
                     if down.load(Ordering::SeqCst) {
@@ -35,7 +41,7 @@ impl Proxy {
                     let Ok(server) = TcpStream::connect(&upstream).await else {
                         continue;
                     };
-                    tokio::spawn(pipe(client, server, cuts.subscribe()));
+                    tokio::spawn(pipe(client, server, cuts.subscribe(), freezes.subscribe()));
                 }
             }
         });
@@ -43,8 +49,13 @@ impl Proxy {
             addr,
             down,
             cuts,
+            freezes,
             accept,
         })
+    }
+
+    pub fn freeze(&self) {
+        self.freezes.send_modify(|n| *n += 1);
     }
 
     pub fn cut(&self) {
@@ -64,11 +75,20 @@ impl Drop for Proxy {
     }
 }
 
-async fn pipe(client: TcpStream, server: TcpStream, mut cut: watch::Receiver<u64>) {
+async fn pipe(
+    client: TcpStream,
+    server: TcpStream,
+    mut cut: watch::Receiver<u64>,
+    mut freeze: watch::Receiver<u64>,
+) {
     tokio::select! {
         _ = pump(&client, &server) => {}
         _ = pump(&server, &client) => {}
         _ = cut.changed() => {}
+        _ = freeze.changed() => {
+            // Silent but open, like a hung broker, until the proxy goes.
+            let _ = cut.changed().await;
+        }
     }
     // Both sockets drop here.
 }

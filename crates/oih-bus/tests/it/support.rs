@@ -16,6 +16,9 @@ use oih_bus::{BusError, Consumer, Delivery, ExchangeKind, MessageBus, QueueOptio
 pub const ARRIVES_WITHIN: Duration = Duration::from_secs(5);
 /// How long we watch for a delivery that should NOT come.
 pub const QUIET_FOR: Duration = Duration::from_millis(300);
+/// How long one guarded case, its cleanup included, may take: a case that waits forever on
+/// the broker fails with this instead of holding the whole suite.
+pub const CASE_WITHIN: Duration = Duration::from_secs(120);
 
 /// Tests run in parallel against one broker (nextest: a process per test), so every name is
 /// unique to the test: pid, clock and a counter.
@@ -125,16 +128,23 @@ impl Fixture {
     }
 }
 
-/// Runs `test`, then deletes what it created and closes the bus, even if it panicked.
+/// Runs `test`, then deletes what it created and closes the bus, even if it panicked; all of
+/// it within [`CASE_WITHIN`].
 pub async fn guarded<T, F, Fut>(fixture: &Fixture, test: T, reopen: F) -> Result<()>
 where
     T: Future<Output = Result<()>>,
     F: FnOnce() -> Fut,
     Fut: Future<Output = Option<Arc<dyn MessageBus>>>,
 {
-    let outcome = AssertUnwindSafe(test).catch_unwind().await;
-    fixture.cleanup(reopen).await;
-    fixture.bus.close().await;
+    let run = async {
+        let outcome = AssertUnwindSafe(test).catch_unwind().await;
+        fixture.cleanup(reopen).await;
+        fixture.bus.close().await;
+        outcome
+    };
+    let Ok(outcome) = tokio::time::timeout(CASE_WITHIN, run).await else {
+        bail!("the case and its cleanup did not finish within {CASE_WITHIN:?}");
+    };
     match outcome {
         Ok(result) => result,
         Err(panic) => std::panic::resume_unwind(panic),
