@@ -10,9 +10,11 @@
 //!
 //! Scenario (b) (`ingest.rs`) starts the systems afresh with the asynchronous variant of the
 //! flow (`bench/flows/*-async.json`: answered at once, the result POSTed to a sink in the
-//! harness) and measures accepted requests, results at the sink and end-to-end latency. See
-//! `bench/README.md`.
+//! harness) and measures accepted requests, results at the sink and end-to-end latency.
+//! Scenario (d)'s other side (`ferryman_alone.rs`) runs `oih-ferryman`'s Ferryman step alone
+//! on OIH's queue topology, fed straight over RabbitMQ. See `bench/README.md`.
 
+mod ferryman_alone;
 mod ingest;
 mod load;
 mod n8n;
@@ -245,6 +247,22 @@ pub async fn run(args: CompareArgs) -> Result<()> {
         startups.extend(running.iter().map(startup));
     }
 
+    // Scenario (d): the same Ferryman step with no hub at all, once oih-ferryman has stopped.
+    let ferryman_alone = if systems.contains(&Kind::OihFerryman) {
+        let top = plan.concurrency.iter().copied().max().unwrap_or(1);
+        let loads = ferryman_alone::Loads {
+            in_flight: if top > 1 { vec![1, top] } else { vec![1] },
+            warmup: plan.warmup,
+            duration: plan.duration,
+            rounds: plan.rounds,
+        };
+        ferryman_alone::run(&ctx, &systems::ferryman_component_dir(&ctx)?, &loads)
+            .await
+            .context("scenario (d): the Ferryman step alone")?
+    } else {
+        Vec::new()
+    };
+
     // The flow-count half of (f): n8n is left out (creating a thousand workflows through its
     // API alone takes longer than the whole comparison), and so is oih-ferryman (a thousand
     // flows would be a thousand Node.js processes).
@@ -292,6 +310,7 @@ pub async fn run(args: CompareArgs) -> Result<()> {
         startups,
         rows,
         ingest,
+        ferryman_alone,
         idle,
     };
     let markdown = report.markdown();
@@ -360,6 +379,11 @@ pub async fn run(args: CompareArgs) -> Result<()> {
             failed.is_empty(),
             "scenario (b) failed: {}",
             failed.join(" | ")
+        );
+        // Every answer of the Ferryman step alone was checked as it came.
+        ensure!(
+            report.ferryman_alone.iter().all(|r| r.delivered > 0),
+            "the Ferryman step alone delivered nothing"
         );
     }
     Ok(())

@@ -8,6 +8,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::ferryman_alone::AloneRow;
 use super::load::{Mode, Outcome};
 use super::procs::Usage;
 use super::sink::Tally;
@@ -263,6 +264,8 @@ pub struct Report {
     pub startups: Vec<Startup>,
     pub rows: Vec<Row>,
     pub ingest: Vec<IngestRow>,
+    /// Scenario (d): the Ferryman step alone on OIH's queue topology.
+    pub ferryman_alone: Vec<AloneRow>,
     pub idle: Vec<Idle>,
 }
 
@@ -357,8 +360,60 @@ impl Report {
                 "delivered": round(delivered, 2),
                 "e2e_p99_latency": round(p99, 3),
             })).collect::<Vec<_>>(),
+            "ferryman_alone": self.ferryman_alone.iter().map(|r| json!({
+                "in_flight": r.in_flight,
+                "delivered": r.delivered,
+                "seconds": round(r.seconds, 2),
+                "msg_per_s": round(r.per_sec(), 1),
+                "latency_ms": latency_json(&r.latency_us),
+                "oih_ferryman_over_alone": self.ferryman_ratio(r).map(|x| round(x, 2)),
+            })).collect::<Vec<_>>(),
             "idle": self.idle,
         })
+    }
+
+    /// oih-ferryman's throughput over the step alone's, at as many clients as messages in
+    /// flight.
+    fn ferryman_ratio(&self, alone: &AloneRow) -> Option<f64> {
+        let hub = self.rows.iter().find(|r| {
+            r.system == Kind::OihFerryman
+                && r.flows == 1
+                && r.mode
+                    == Mode::Closed {
+                        concurrency: alone.in_flight,
+                    }
+        })?;
+        Some(hub.per_sec() / alone.per_sec().max(f64::EPSILON))
+    }
+
+    /// Scenario (d)'s other side: the Ferryman step alone, against oih-ferryman.
+    fn ferryman_alone_markdown(&self, out: &mut String) {
+        if self.ferryman_alone.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "\n## Scenario (d): the Ferryman step alone on OIH's queue topology\n\noih-ferryman's transform component run by Ferryman as OIH's orchestrator runs it (prefetch 1), fed straight over RabbitMQ with no orchestrator and no HTTP: the most any orchestrator, OIH's included, gets out of this step. oih-ferryman is the whole flow through the hub, at as many clients as messages in flight here.\n\n| in flight | msg/s | p50 ms | p90 ms | p99 ms | max ms | oih-ferryman req/s | oih-ferryman / alone |\n|---|---|---|---|---|---|---|---|"
+        );
+        for r in &self.ferryman_alone {
+            let hub = self
+                .ferryman_ratio(r)
+                .map(|ratio| (ratio * r.per_sec(), ratio));
+            let (hub_rate, ratio) = match hub {
+                Some((rate, ratio)) => (format!("{rate:.0}"), format!("{ratio:.2}")),
+                None => ("–".into(), "–".into()),
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {hub_rate} | {ratio} |",
+                r.in_flight,
+                r.per_sec(),
+                ms(&r.latency_us, 0.50),
+                ms(&r.latency_us, 0.90),
+                ms(&r.latency_us, 0.99),
+                r.latency_us.max() as f64 / 1000.0,
+            );
+        }
     }
 
     /// The tables, in Markdown (also what the terminal shows).
@@ -426,6 +481,7 @@ impl Report {
             }
         }
         self.ingest_markdown(&mut out);
+        self.ferryman_alone_markdown(&mut out);
         if !self.idle.is_empty() {
             let _ = writeln!(
                 out,

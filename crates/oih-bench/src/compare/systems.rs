@@ -418,6 +418,15 @@ async fn oih_login(http: &reqwest::Client, base: &str) -> Result<String> {
     Ok(login["token"].as_str().context("a login token")?.to_owned())
 }
 
+/// `bench/components/ferryman-transform`: the transform step as an OIH Node.js component.
+pub fn ferryman_component_dir(ctx: &Context) -> Result<PathBuf> {
+    Ok(ctx
+        .flows_dir
+        .parent()
+        .context("the bench directory")?
+        .join("components/ferryman-transform"))
+}
+
 /// Registers the Ferryman transform component (run with node by the process driver);
 /// returns its id.
 async fn ferryman_component(
@@ -427,11 +436,7 @@ async fn ferryman_component(
     token: &str,
 ) -> Result<String> {
     let run_global = ctx.peers.ferryman()?;
-    let dir = ctx
-        .flows_dir
-        .parent()
-        .context("the bench directory")?
-        .join("components/ferryman-transform");
+    let dir = ferryman_component_dir(ctx)?;
     let created = call(
         http.post(format!("{base}/components"))
             .bearer_auth(token)

@@ -30,6 +30,15 @@ pub fn cases() -> Vec<Case> {
 }
 
 fn case(id: usize) -> Case {
+    let (body, transformed) = order(id);
+    Case {
+        body: body.to_string(),
+        expected: (!id.is_multiple_of(10)).then_some(transformed),
+    }
+}
+
+/// Order `id` as sent, and what the transform step makes of it (before the filter).
+pub fn order(id: usize) -> (Value, Map<String, Value>) {
     let first = FIRST[id % FIRST.len()];
     let last = LAST[id % LAST.len()];
     // Quarters are exact in binary floating point, so every engine computes the same total.
@@ -43,20 +52,14 @@ fn case(id: usize) -> Case {
         "quantity": quantity,
         "note": "fixed-size padding so that every body is a realistic few hundred bytes long; the flow ignores it",
     });
-    let expected = (!id.is_multiple_of(10)).then(|| {
-        let Value::Object(map) = json!({
-            "orderId": id,
-            "customer": format!("{first} {last}"),
-            "total": price * quantity as f64,
-        }) else {
-            unreachable!("a json! object literal")
-        };
-        map
-    });
-    Case {
-        body: body.to_string(),
-        expected,
-    }
+    let Value::Object(transformed) = json!({
+        "orderId": id,
+        "customer": format!("{first} {last}"),
+        "total": price * quantity as f64,
+    }) else {
+        unreachable!("a json! object literal")
+    };
+    (body, transformed)
 }
 
 /// Scenario (a)'s script: the bodies cycled in order, each answer's status checked against
