@@ -129,16 +129,6 @@ struct Subject {
     _sink: Sink,
 }
 
-/// The systems scenario (b) runs: all but oih-ferryman, whose Ferryman transform component
-/// (`bench/components/ferryman-transform`) does not carry `seq` into its result.
-pub fn systems(chosen: &[Kind]) -> Vec<Kind> {
-    chosen
-        .iter()
-        .copied()
-        .filter(|&k| k != Kind::OihFerryman)
-        .collect()
-}
-
 /// Scenario (b): starts each system fresh with the asynchronous flow, checks it, and measures
 /// it at each client count of `plan.ingest_concurrency`, the systems taking turns.
 pub async fn run(

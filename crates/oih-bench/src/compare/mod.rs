@@ -220,12 +220,8 @@ pub async fn run(args: CompareArgs) -> Result<()> {
         machine["cpu"].as_str().unwrap_or("?")
     );
 
-    // Scenario (a) and the client-count half of (f): one flow, every system. Hubs on one
-    // RabbitMQ cannot run side by side (they would share OIH's fixed queue names), so
-    // oih-ferryman (scenario d) takes its turn once oih-pg has stopped.
-    let (later, together): (Vec<Kind>, Vec<Kind>) = systems.iter().partition(|&&k| {
-        k == Kind::OihFerryman && systems.iter().any(|&o| o != k && o.is_external())
-    });
+    // Scenario (a) and the client-count half of (f): one flow, every system.
+    let (together, later) = apart(&systems);
     let running = start_all(&together, &ctx, &generator, 1).await?;
     let mut rows = client_loads(&running, &generator, &plan).await?;
     let rate = match (args.quick, args.rate) {
@@ -284,17 +280,14 @@ pub async fn run(args: CompareArgs) -> Result<()> {
     }
 
     // Scenario (b): every system afresh with the asynchronous flow.
-    let ingest_systems = ingest::systems(&systems);
-    let ingest = if plan.ingest_concurrency.is_empty() || ingest_systems.is_empty() {
-        Vec::new()
-    } else {
-        if ingest_systems.len() < systems.len() {
-            println!(
-                "scenario (b) leaves out oih-ferryman: its Ferryman transform component does not carry seq"
-            );
+    let mut ingest = Vec::new();
+    if !plan.ingest_concurrency.is_empty() {
+        for group in [together, later] {
+            if !group.is_empty() {
+                ingest.extend(ingest::run(&group, &ctx, &generator, &plan).await?);
+            }
         }
-        ingest::run(&ingest_systems, &ctx, &generator, &plan).await?
-    };
+    }
 
     let idle = if args.quick {
         Vec::new()
@@ -387,6 +380,16 @@ pub async fn run(args: CompareArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The systems in two groups that take their turns one after the other: hubs on one
+/// RabbitMQ cannot run side by side (they would share OIH's fixed queue names), so
+/// oih-ferryman (scenario d) waits until oih-pg has stopped.
+fn apart(systems: &[Kind]) -> (Vec<Kind>, Vec<Kind>) {
+    let (later, together) = systems.iter().partition(|&&k| {
+        k == Kind::OihFerryman && systems.iter().any(|&o| o != k && o.is_external())
+    });
+    (together, later)
 }
 
 /// Starts each system fresh with `flows` flows, one after the other, and checks its answers
