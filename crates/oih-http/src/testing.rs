@@ -4,7 +4,11 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
 use oih_core::Identity;
+use serde_json::Value;
+use tower::ServiceExt as _;
 
 use crate::auth::{AuthError, Authenticator, Authn};
 use crate::{App, ServiceModule};
@@ -64,5 +68,70 @@ impl Authenticator for StaticAuthenticator {
             .get(token)
             .cloned()
             .ok_or_else(AuthError::not_found)
+    }
+}
+
+/// Calls a router in process, as the service tests do: a JSON body in, the status and the
+/// JSON answer out (an answer that is not JSON comes back as a string).
+#[derive(Clone)]
+pub struct Client {
+    router: axum::Router,
+}
+
+impl Client {
+    pub fn new(router: axum::Router) -> Self {
+        Self { router }
+    }
+
+    pub async fn send(&self, req: Request<Body>) -> (StatusCode, Value) {
+        let res = self.router.clone().oneshot(req).await.expect("infallible");
+        let status = res.status();
+        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        (status, body)
+    }
+
+    /// `method uri`, with `token` as a Bearer token and `body` as JSON when given.
+    pub async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(token) = token {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        let req = match body {
+            Some(body) => req
+                .header("content-type", "application/json")
+                .body(Body::from(body.to_string())),
+            None => req.body(Body::empty()),
+        };
+        self.send(req.expect("request")).await
+    }
+
+    pub async fn get(&self, uri: &str, token: &str) -> (StatusCode, Value) {
+        self.call("GET", uri, Some(token), None).await
+    }
+
+    pub async fn post(&self, uri: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call("POST", uri, Some(token), Some(body)).await
+    }
+
+    pub async fn put(&self, uri: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call("PUT", uri, Some(token), Some(body)).await
+    }
+
+    pub async fn patch(&self, uri: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call("PATCH", uri, Some(token), Some(body)).await
+    }
+
+    pub async fn delete(&self, uri: &str, token: &str) -> (StatusCode, Value) {
+        self.call("DELETE", uri, Some(token), None).await
     }
 }

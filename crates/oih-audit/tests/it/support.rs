@@ -1,14 +1,12 @@
 //! The test hub: the service mounted like `oih serve` does, its ingest worker running, and
 //! request helpers.
 
+use oih_http::testing::Client;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
+use axum::http::StatusCode;
 use oih_audit::store::LogStore;
 use oih_audit::{Config, Deps};
 use oih_bus::embedded::EmbeddedBus;
@@ -20,7 +18,6 @@ use oih_store::testing::PgSchema;
 use oih_store::{DocStore, MessageLog};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
-use tower::ServiceExt;
 
 pub const TENANT: &str = "TestTenant";
 pub const OTHER_TENANT: &str = "OtherTenant";
@@ -39,7 +36,8 @@ fn authenticator() -> StaticAuthenticator {
 }
 
 pub struct Hub {
-    pub router: Router,
+    /// Calls the service's router (`Hub` derefs to it: `hub.get(…)`, `hub.post(…)`).
+    client: Client,
     config: Config,
     pub bus: Arc<dyn MessageBus>,
     pub docs: Arc<dyn DocStore>,
@@ -54,6 +52,14 @@ async fn sqlite() -> oih_store::Backend {
     oih_store::open(Some("sqlite::memory:"), Path::new("."))
         .await
         .expect("store")
+}
+
+impl std::ops::Deref for Hub {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.client
+    }
 }
 
 impl Hub {
@@ -129,7 +135,7 @@ impl Hub {
         let router = oih_http::testing::router(module, authenticator());
         let logs = LogStore::open(docs.clone()).await.expect("log store");
         Hub {
-            router,
+            client: Client::new(router),
             config,
             bus,
             docs,
@@ -138,47 +144,6 @@ impl Hub {
             workers,
             _pg: pg,
         }
-    }
-
-    pub async fn send(&self, req: Request<Body>) -> (StatusCode, Value) {
-        let res = self.router.clone().oneshot(req).await.expect("infallible");
-        let status = res.status();
-        let bytes = res.into_body().collect().await.expect("body").to_bytes();
-        let body = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        (status, body)
-    }
-
-    pub async fn call(
-        &self,
-        method: &str,
-        uri: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut req = Request::builder().method(method).uri(uri);
-        if let Some(token) = token {
-            req = req.header("authorization", format!("Bearer {token}"));
-        }
-        let req = match body {
-            Some(body) => req
-                .header("content-type", "application/json")
-                .body(Body::from(body.to_string())),
-            None => req.body(Body::empty()),
-        };
-        self.send(req.expect("request")).await
-    }
-
-    pub async fn get(&self, uri: &str, token: &str) -> (StatusCode, Value) {
-        self.call("GET", uri, Some(token), None).await
-    }
-
-    pub async fn post(&self, uri: &str, token: &str, body: Value) -> (StatusCode, Value) {
-        self.call("POST", uri, Some(token), Some(body)).await
-    }
-
-    pub async fn put(&self, uri: &str, token: &str, body: Value) -> (StatusCode, Value) {
-        self.call("PUT", uri, Some(token), Some(body)).await
     }
 
     /// Pushes an entry as admin and returns its id.

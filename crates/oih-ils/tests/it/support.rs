@@ -1,21 +1,19 @@
 //! The test hub: the service mounted like `oih serve` does, an in-memory schema source, and
 //! request helpers.
 
+use oih_http::testing::Client;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
 use oih_http::testing::StaticAuthenticator;
 use oih_ils::{Caller, Config, Deps, SchemaError, SchemaSource};
 use oih_store::testing::PgSchema;
 use oih_store::{Collection, DocStore, Filter};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 pub const TENANT: &str = "tenant1";
 pub const OTHER_TENANT: &str = "tenant2";
@@ -91,11 +89,20 @@ async fn sqlite() -> Arc<dyn DocStore> {
 }
 
 pub struct Hub {
-    pub router: Router,
+    /// Calls the service's router (`Hub` derefs to it: `hub.get(…)`, `hub.post(…)`).
+    client: Client,
     pub docs: Arc<dyn DocStore>,
     pub schemas: Arc<MemorySchemas>,
     /// Held for its `Drop`; last, so that it goes after everything using the database.
     _pg: Option<PgSchema>,
+}
+
+impl std::ops::Deref for Hub {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.client
+    }
 }
 
 impl Hub {
@@ -138,20 +145,11 @@ impl Hub {
         };
         let module = oih_ils::module(config, deps).await.expect("module");
         Hub {
-            router: oih_http::testing::router(module, authenticator()),
+            client: Client::new(oih_http::testing::router(module, authenticator())),
             docs,
             schemas,
             _pg: pg,
         }
-    }
-
-    pub async fn send(&self, req: Request<Body>) -> (StatusCode, Value) {
-        let res = self.router.clone().oneshot(req).await.expect("infallible");
-        let status = res.status();
-        let bytes = res.into_body().collect().await.expect("body").to_bytes();
-        let body = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        (status, body)
     }
 
     pub async fn call(
@@ -172,10 +170,6 @@ impl Hub {
             None => req.body(Body::empty()),
         };
         self.send(req.expect("request")).await
-    }
-
-    pub async fn get(&self, uri: &str, token: &str) -> (StatusCode, Value) {
-        self.call("GET", uri, Some(token), None).await
     }
 
     pub async fn post(&self, uri: &str, token: &str, body: Value) -> (StatusCode, Value) {
