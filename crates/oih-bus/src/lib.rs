@@ -14,6 +14,7 @@ pub mod embedded;
 mod error;
 pub mod event_bus;
 mod pattern;
+pub mod testing;
 
 pub use api::{
     ConsumeOptions, Consumer, Delivery, ExchangeKind, Headers, Message, MessageBus, Properties,

@@ -9,9 +9,8 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use oih_audit::store::LogStore;
 use oih_audit::{Config, Deps};
+use oih_bus::MessageBus;
 use oih_bus::embedded::EmbeddedBus;
-use oih_bus::{EventBus, MessageBus};
-use oih_core::Event;
 use oih_http::testing::StaticAuthenticator;
 pub use oih_store::testing::FlakyStore;
 use oih_store::testing::PgSchema;
@@ -155,12 +154,7 @@ impl Hub {
 
     /// Publishes an event as another service does.
     pub async fn publish(&self, service: &str, name: &str, payload: Value) {
-        EventBus::new(self.bus.clone(), service)
-            .await
-            .expect("event bus")
-            .publish(Event::new(name, payload))
-            .await
-            .expect("publish");
+        oih_bus::testing::publish_as(self.bus.clone(), service, name, payload).await;
     }
 
     /// Waits until `GET uri` (as admin) satisfies `done`.

@@ -9,7 +9,6 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use oih_bus::embedded::EmbeddedBus;
 use oih_bus::{EventBus, EventStream, MessageBus};
-use oih_core::Event;
 use oih_flows::{Config, Deps};
 use oih_http::testing::StaticAuthenticator;
 pub use oih_store::testing::FlakyStore;
@@ -153,29 +152,13 @@ impl Hub {
 
     /// Publishes an event as another service would.
     pub async fn publish(&self, service: &str, name: &str, payload: Value) {
-        EventBus::new(self.bus.clone(), service)
-            .await
-            .expect("event bus")
-            .publish(Event::new(name, payload))
-            .await
-            .expect("publish");
+        oih_bus::testing::publish_as(self.bus.clone(), service, name, payload).await;
     }
 
     /// The next event named `name` the service published (others are skipped).
     pub async fn expect_event(&mut self, name: &str) -> Value {
-        let wait = async {
-            loop {
-                let received = self.observer.next().await.expect("bus open");
-                let event = received.event.clone();
-                received.ack().await.expect("ack");
-                if event.name() == name {
-                    return event;
-                }
-            }
-        };
-        let event = tokio::time::timeout(Duration::from_secs(5), wait)
-            .await
-            .unwrap_or_else(|_| panic!("no {name} event within 5s"));
+        let event =
+            oih_bus::testing::next_named(&mut self.observer, name, Duration::from_secs(5)).await;
         assert_eq!(event.headers.service_name, "flow-repository");
         event.payload
     }

@@ -268,16 +268,5 @@ pub struct TenantFixture {
 
 /// The next event named `name` (others are skipped), or panics after a few seconds.
 pub async fn expect_event(stream: &mut EventStream, name: &str) -> Event {
-    tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            let received = stream.next().await.expect("bus open");
-            let event = received.event.clone();
-            received.ack().await.expect("ack");
-            if event.name() == name {
-                return event;
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no {name} event"))
+    oih_bus::testing::next_named(stream, name, Duration::from_secs(5)).await
 }

@@ -11,7 +11,7 @@ use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use oih_bus::embedded::EmbeddedBus;
 use oih_bus::{ConsumeOptions, Consumer, EventBus, EventStream, MessageBus, QueueOptions};
-use oih_core::{Event, ObjectId};
+use oih_core::ObjectId;
 use oih_http::step_token::StepTokens;
 use oih_http::testing::StaticAuthenticator;
 use oih_orchestrator::executions::ExecutionStore;
@@ -183,12 +183,7 @@ impl Hub {
 
     /// Publishes an event as `service` would.
     pub async fn publish(&self, service: &str, name: &str, payload: Value) {
-        EventBus::new(self.bus.clone(), service)
-            .await
-            .expect("event bus")
-            .publish(Event::new(name, payload))
-            .await
-            .expect("publish");
+        oih_bus::testing::publish_as(self.bus.clone(), service, name, payload).await;
     }
 
     /// The next `flow.started|stopped|failed` event about `flow_id`, as `(name, payload)`.

@@ -121,12 +121,7 @@ impl Hub {
 
     /// Publishes an event as `service` would.
     pub async fn publish(&self, service: &str, name: &str, payload: Value) {
-        EventBus::new(self.bus.clone(), service)
-            .await
-            .expect("event bus")
-            .publish(Event::new(name, payload))
-            .await
-            .expect("publish");
+        oih_bus::testing::publish_as(self.bus.clone(), service, name, payload).await;
     }
 
     /// flow-repository starts a flow: `flow.starting` with the whole flow.
