@@ -100,6 +100,19 @@ impl EventBus {
     }
 }
 
+impl EventBus {
+    /// Unbinds this service's queue from `topics` (bindings of an earlier start persist with
+    /// the queue). Events already in the queue stay there.
+    pub async fn unsubscribe(&self, topics: &[&str]) -> Result<()> {
+        for topic in topics {
+            self.bus
+                .unbind_queue(&self.service, EXCHANGE, topic)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
 /// Events delivered to one service.
 pub struct EventStream {
     consumer: Consumer,

@@ -61,6 +61,8 @@ pub struct Dataflow {
     pub tokens: Arc<StepTokens>,
     /// Largest input/output sample kept per step (0: none).
     pub capture_bytes: usize,
+    /// The snapshots service of this process, if any (see `Deps::snapshots`).
+    pub snapshots: Option<Arc<dyn crate::FinishedExecutions>>,
 }
 
 impl Dataflow {
@@ -369,12 +371,20 @@ impl Dataflow {
 
     /// Publishes `flow.execution.finished`: `{flowExecId, flowId, status, error, tenant,
     /// mayHaveSnapshots}`. The Snapshots service skips the purge of an execution known to
-    /// have none.
+    /// have none; when it runs in this process it is not bound to the event and purges here.
     pub(crate) async fn publish_finished(
         &self,
         execution: &Execution,
         may_have_snapshots: bool,
     ) -> Result<(), DataflowError> {
+        if may_have_snapshots && let Some(snapshots) = &self.snapshots {
+            let exec = execution.flow_exec_id.as_str();
+            // A purge that failed leaves the snapshots until the flow is deleted; the
+            // execution itself is done, so that is no reason to fail it.
+            if let Err(err) = snapshots.purge(exec).await {
+                tracing::warn!(execution = exec, error = %err, "snapshots not purged");
+            }
+        }
         let mut event = outcome(execution);
         event["tenant"] = json!(execution.tenant);
         event["mayHaveSnapshots"] = json!(may_have_snapshots);

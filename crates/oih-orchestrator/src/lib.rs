@@ -170,6 +170,15 @@ pub struct Deps {
     /// Signs step inputs' `orchestratorToken` and the step tokens in it; the hub's
     /// authenticator checks those with the same key.
     pub step_tokens: Arc<StepTokens>,
+    /// The snapshots service of this process, if it runs here: told of each finished
+    /// execution that may have snapshots. Without it, it learns from `flow.execution.finished`.
+    pub snapshots: Option<Arc<dyn FinishedExecutions>>,
+}
+
+/// A snapshots service in the same process, purging a finished execution's snapshots.
+#[async_trait::async_trait]
+pub trait FinishedExecutions: Send + Sync {
+    async fn purge(&self, flow_exec_id: &str) -> Result<(), String>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -274,6 +283,7 @@ pub async fn module(config: Config, deps: Deps) -> Result<Orchestrator, Error> {
         executions: executions.clone(),
         tokens: deps.step_tokens,
         capture_bytes: config.capture_bytes,
+        snapshots: deps.snapshots,
     };
     let driver = Drivers {
         builtin: BuiltinDriver::new(

@@ -20,6 +20,9 @@ pub const EXECUTION_FINISHED: &str = "flow.execution.finished";
 pub const FLOW_DELETED: &str = "flowrepo.flow.deleted";
 /// The event names the service's queue is bound to.
 pub const TOPICS: &[&str] = &[EXECUTION_FINISHED, FLOW_DELETED];
+/// Bound to instead when the orchestrator runs in the same process: it purges finished
+/// executions through [`crate::ExecutionPurge`].
+pub const TOPICS_BESIDE_ORCHESTRATOR: &[&str] = &[FLOW_DELETED];
 
 /// Purges until cancelled.
 pub struct Purge {

@@ -67,16 +67,59 @@ pub enum Error {
     Bus(#[from] oih_bus::BusError),
 }
 
+/// Where the service learns that an execution finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finished {
+    /// From `flow.execution.finished` on the event bus: the orchestrator runs elsewhere.
+    FromEvents,
+    /// From the orchestrator of this process, through [`ExecutionPurge`]: the service's queue
+    /// is not bound to `flow.execution.finished`, so the event (published all the same, for
+    /// other observers) costs no queue write per execution.
+    BesideOrchestrator,
+}
+
+/// Purges a finished execution's snapshots, for the orchestrator of the same process.
+#[derive(Clone)]
+pub struct ExecutionPurge {
+    store: store::SnapshotStore,
+}
+
+impl ExecutionPurge {
+    pub async fn open(docs: Arc<dyn DocStore>) -> Result<Self, Error> {
+        Ok(Self {
+            store: store::SnapshotStore::open(docs).await?,
+        })
+    }
+
+    /// Deletes the snapshots of execution `flow_exec_id` (and those that arrive late); how
+    /// many there were.
+    pub async fn purge(&self, flow_exec_id: &str) -> Result<u64, Error> {
+        Ok(self.store.purge_execution(flow_exec_id).await?)
+    }
+}
+
 /// Builds the service: declares its collections, its queue on the collector exchange and its
 /// event-bus queue (snapshots and events published from now on are kept even before the
 /// workers run), and returns its routes, the ingest worker and the purge worker.
-pub async fn module(config: Config, deps: Deps) -> Result<ServiceModule, Error> {
+pub async fn module(
+    config: Config,
+    deps: Deps,
+    finished: Finished,
+) -> Result<ServiceModule, Error> {
     let store = store::SnapshotStore::open(deps.docs).await?;
     let snapshots = ingest::consume(deps.bus.as_ref(), config.snapshots_prefetch.max(1)).await?;
-    let events = EventBus::new(deps.bus, SERVICE_NAME)
-        .await?
-        .subscribe(events::TOPICS, config.snapshots_event_prefetch.max(1))
+    let event_bus = EventBus::new(deps.bus, SERVICE_NAME).await?;
+    let topics = match finished {
+        Finished::FromEvents => events::TOPICS,
+        Finished::BesideOrchestrator => events::TOPICS_BESIDE_ORCHESTRATOR,
+    };
+    let events = event_bus
+        .subscribe(topics, config.snapshots_event_prefetch.max(1))
         .await?;
+    if finished == Finished::BesideOrchestrator {
+        // A binding from a start with the orchestrator elsewhere outlives it.
+        event_bus.unsubscribe(&[events::EXECUTION_FINISHED]).await?;
+    }
     let ingest = ingest::Ingest::new(store.clone());
     let purge = events::Purge::new(store.clone());
     let router = http::router(http::AppState::new(store));

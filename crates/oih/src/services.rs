@@ -177,12 +177,21 @@ pub async fn build(service: Service, ctx: &ServiceContext) -> anyhow::Result<Bui
                 } else {
                     Arc::new(oih_orchestrator::BuiltinIdResolver::new())
                 };
+            // The snapshots service of this process is told of finished executions directly.
+            let snapshots: Option<Arc<dyn oih_orchestrator::FinishedExecutions>> =
+                if ctx.selected.contains(&Service::Snapshots) {
+                    let purge = oih_snapshots::ExecutionPurge::open(docs.clone()).await?;
+                    Some(Arc::new(SnapshotsHere(purge)))
+                } else {
+                    None
+                };
             let deps = oih_orchestrator::Deps {
                 docs,
                 bus,
                 components,
                 http: step_http_client()?,
                 step_tokens: ctx.step_tokens.clone(),
+                snapshots,
             };
             let built = oih_orchestrator::module(ctx.configs.orchestrator.clone(), deps).await?;
             // Built before the webhooks (`Service::ALL` order), which take it.
@@ -242,7 +251,13 @@ pub async fn build(service: Service, ctx: &ServiceContext) -> anyhow::Result<Bui
         }
         Service::Snapshots => {
             let deps = oih_snapshots::Deps { docs, bus };
-            oih_snapshots::module(ctx.configs.snapshots.clone(), deps)
+            // The orchestrator of this process purges finished executions itself.
+            let finished = if ctx.selected.contains(&Service::ComponentOrchestrator) {
+                oih_snapshots::Finished::BesideOrchestrator
+            } else {
+                oih_snapshots::Finished::FromEvents
+            };
+            oih_snapshots::module(ctx.configs.snapshots.clone(), deps, finished)
                 .await?
                 .into()
         }
@@ -314,6 +329,20 @@ impl oih_webhooks::InProcess for InProcessOrchestrator {
             Ok(oih_orchestrator::Local::NotHere(msg)) => Ok(oih_webhooks::Ran::NotHere(msg)),
             Err(err) => Err(oih_webhooks::InProcessError(err.to_string())),
         }
+    }
+}
+
+/// The orchestrator purges the snapshots of finished executions in this process.
+struct SnapshotsHere(oih_snapshots::ExecutionPurge);
+
+#[async_trait::async_trait]
+impl oih_orchestrator::FinishedExecutions for SnapshotsHere {
+    async fn purge(&self, flow_exec_id: &str) -> Result<(), String> {
+        self.0
+            .purge(flow_exec_id)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 }
 

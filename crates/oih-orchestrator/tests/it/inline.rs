@@ -334,5 +334,6 @@ async fn an_execution_run_in_place_is_announced_without_snapshots(mut hub: Hub) 
     assert_eq!(payload["flowExecId"], exec.as_str(), "{payload}");
     assert_eq!(payload["status"], "succeeded");
     assert_eq!(payload["mayHaveSnapshots"], false, "{payload}");
+    assert!(hub.purged.ids().is_empty(), "nothing to purge");
     hub.shutdown().await;
 }

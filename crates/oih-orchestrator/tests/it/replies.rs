@@ -114,5 +114,7 @@ async fn every_finished_execution_is_announced(mut hub: Hub) {
         payload["mayHaveSnapshots"], true,
         "queued steps snapshot directly"
     );
+    // The snapshots service of this process was told before the event went out.
+    assert_eq!(hub.purged.ids(), [exec]);
     hub.shutdown().await;
 }

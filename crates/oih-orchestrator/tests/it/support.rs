@@ -46,6 +46,8 @@ pub struct Hub {
     pub in_process: oih_orchestrator::InProcess,
     pub bus: Arc<dyn MessageBus>,
     pub executions: ExecutionStore,
+    /// The executions the orchestrator had the snapshots service of its process purge.
+    pub purged: Arc<Purged>,
     docs: Arc<dyn DocStore>,
     observer: EventStream,
     spy: Consumer,
@@ -53,6 +55,27 @@ pub struct Hub {
     cancel: CancellationToken,
     workers: Vec<tokio::task::JoinHandle<()>>,
     _pg: Option<PgSchema>,
+}
+
+/// Stands for the snapshots service of the orchestrator's process: records what it is told.
+#[derive(Default)]
+pub struct Purged(std::sync::Mutex<Vec<String>>);
+
+impl Purged {
+    pub fn ids(&self) -> Vec<String> {
+        self.0.lock().expect("purged lock").clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl oih_orchestrator::FinishedExecutions for Purged {
+    async fn purge(&self, flow_exec_id: &str) -> Result<(), String> {
+        self.0
+            .lock()
+            .expect("purged lock")
+            .push(flow_exec_id.to_owned());
+        Ok(())
+    }
 }
 
 /// The tests' configuration with no step run in place: every step's input and output
@@ -111,6 +134,7 @@ impl Hub {
             .subscribe(&["flow.started", "flow.stopped", "flow.failed"], 100)
             .await
             .expect("subscribe");
+        let purged = Arc::new(Purged::default());
         let deps = Deps {
             docs: docs.clone(),
             bus: bus.clone(),
@@ -123,6 +147,7 @@ impl Hub {
                 )
                 .expect("key"),
             ),
+            snapshots: Some(purged.clone()),
         };
         let built = oih_orchestrator::module(config, deps)
             .await
@@ -157,6 +182,7 @@ impl Hub {
             executions: ExecutionStore::open(docs.clone(), None)
                 .await
                 .expect("executions"),
+            purged,
             docs,
             observer,
             spy,

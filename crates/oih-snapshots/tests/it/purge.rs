@@ -1,8 +1,8 @@
 //! Purges from the event bus: a finished execution loses its snapshots, a deleted flow all of
 //! its own, also those arriving late; bad events are dead-lettered.
 
-use oih_snapshots::SERVICE_NAME;
 use oih_snapshots::ingest::QUEUE;
+use oih_snapshots::{ExecutionPurge, SERVICE_NAME};
 use serde_json::{Value, json};
 
 use crate::support::{FLOW, Hub, OTHER_FLOW, data, persistent, scoped, steps_uri};
@@ -163,5 +163,64 @@ async fn a_malformed_purge_event_is_dead_lettered(hub: Hub) {
     .await;
     hub.wait_for(&steps_uri(FLOW), "the purge", |b| data(b).is_empty())
         .await;
+    hub.shutdown().await;
+}
+
+/// Beside the orchestrator the service is not bound to `flow.execution.finished` (an earlier
+/// binding is removed): the orchestrator purges through `ExecutionPurge` instead, and the
+/// event, still published for other observers, costs the service nothing.
+#[tokio::test]
+async fn beside_the_orchestrator_executions_are_purged_without_the_event() {
+    let hub = Hub::start_beside_orchestrator().await;
+    hub.seed(
+        FLOW,
+        &[
+            (persistent(FLOW, "step_1"), b"0"),
+            (scoped(FLOW, "step_1", "e1"), b"1"),
+        ],
+    )
+    .await;
+    hub.seed(OTHER_FLOW, &[(persistent(OTHER_FLOW, "step_1"), b"2")])
+        .await;
+    hub.publish_event(
+        "component-orchestrator",
+        "flow.execution.finished",
+        json!({"flowExecId": "e1", "flowId": FLOW, "status": "succeeded", "mayHaveSnapshots": true}),
+    )
+    .await;
+    // Still bound to flow deletions; handled in order, so once the other flow is purged an
+    // execution event would have been too.
+    hub.publish_event(
+        "flow-repository",
+        "flowrepo.flow.deleted",
+        json!({"tenant": "TestTenant", "user": "starterId", "flowId": OTHER_FLOW}),
+    )
+    .await;
+    hub.wait_for(&steps_uri(OTHER_FLOW), "the flow's purge", |b| {
+        data(b).is_empty()
+    })
+    .await;
+    assert_eq!(
+        contents(&hub, FLOW).await,
+        [(Value::Null, json!(0)), (json!("e1"), json!(1))],
+        "the event reached the service"
+    );
+    assert_eq!(hub.queue_len(SERVICE_NAME).await, 0);
+
+    let purge = ExecutionPurge::open(hub.docs.clone()).await.expect("purge");
+    assert_eq!(purge.purge("e1").await.expect("purged"), 1);
+    assert_eq!(contents(&hub, FLOW).await, [(Value::Null, json!(0))]);
+    // A late snapshot of the purged execution is not kept.
+    hub.publish_snapshot(scoped(FLOW, "step_2", "e1"), b"3")
+        .await;
+    hub.publish_snapshot(persistent(FLOW, "step_2"), b"4").await;
+    hub.wait_for(&steps_uri(FLOW), "the next snapshot", |b| {
+        data(b).len() == 2
+    })
+    .await;
+    assert_eq!(
+        contents(&hub, FLOW).await,
+        [(Value::Null, json!(0)), (Value::Null, json!(4))]
+    );
     hub.shutdown().await;
 }

@@ -1,6 +1,8 @@
 //! The test hub: the service mounted like `oih serve` does, its workers running on the
 //! embedded bus, and helpers that publish as steps and services do.
 
+use oih_snapshots::events::TOPICS;
+use oih_snapshots::{Finished, SERVICE_NAME};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,14 +81,28 @@ async fn sqlite() -> oih_store::Backend {
 impl Hub {
     pub async fn start() -> Hub {
         let backend = sqlite().await;
-        Self::on(backend.docs, backend.log, None).await
+        Self::on(backend.docs, backend.log, None, Finished::FromEvents).await
+    }
+
+    /// Beside the orchestrator, as `oih serve` runs it with both, on a bus where an earlier
+    /// start (the orchestrator elsewhere) bound the service's queue to
+    /// `flow.execution.finished`.
+    pub async fn start_beside_orchestrator() -> Hub {
+        let backend = sqlite().await;
+        Self::on(
+            backend.docs,
+            backend.log,
+            None,
+            Finished::BesideOrchestrator,
+        )
+        .await
     }
 
     /// On SQLite behind a [`FlakyStore`] the test can make fail.
     pub async fn start_flaky() -> (Hub, Arc<FlakyStore>) {
         let backend = sqlite().await;
         let flaky = Arc::new(FlakyStore::new(backend.docs));
-        let hub = Self::on(flaky.clone(), backend.log, None).await;
+        let hub = Self::on(flaky.clone(), backend.log, None, Finished::FromEvents).await;
         (hub, flaky)
     }
 
@@ -96,18 +112,37 @@ impl Hub {
         let backend = oih_store::open(Some(schema.url()), Path::new("."))
             .await
             .expect("store");
-        Some(Self::on(backend.docs, backend.log, Some(schema)).await)
+        Some(
+            Self::on(
+                backend.docs,
+                backend.log,
+                Some(schema),
+                Finished::FromEvents,
+            )
+            .await,
+        )
     }
 
-    async fn on(docs: Arc<dyn DocStore>, log: Arc<dyn MessageLog>, pg: Option<PgSchema>) -> Hub {
+    async fn on(
+        docs: Arc<dyn DocStore>,
+        log: Arc<dyn MessageLog>,
+        pg: Option<PgSchema>,
+        finished: Finished,
+    ) -> Hub {
         let bus: Arc<dyn MessageBus> = EmbeddedBus::open(log, Default::default())
             .await
             .expect("bus");
+        if finished == Finished::BesideOrchestrator {
+            let earlier = EventBus::new(bus.clone(), SERVICE_NAME)
+                .await
+                .expect("event bus");
+            drop(earlier.subscribe(TOPICS, 1).await.expect("subscribe"));
+        }
         let deps = Deps {
             docs: docs.clone(),
             bus: bus.clone(),
         };
-        let mut module = oih_snapshots::module(Config::default(), deps)
+        let mut module = oih_snapshots::module(Config::default(), deps, finished)
             .await
             .expect("module");
         let cancel = CancellationToken::new();
