@@ -416,3 +416,96 @@ async fn a_ferryman_component_runs_as_a_flow_step() {
     hub.post(&format!("/flows/{id}/stop"), &json!({})).await;
     hub.wait_status(&id, "inactive").await;
 }
+
+/// `oih serve` runs the orchestrator and the snapshots service together, so a finished
+/// execution's snapshots are purged by a direct call (the service no longer consumes
+/// `flow.execution.finished`): a snapshot of the execution that arrives afterwards is dropped,
+/// while one of the flow is kept. On RabbitMQ, where the test can publish as a step does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_executions_snapshots_are_purged_in_process() {
+    let Some(backend) = Backend::external().await else {
+        return;
+    };
+    let url = backend.amqp_url().expect("RabbitMQ").to_owned();
+    let remote = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true})))
+        .mount(&remote)
+        .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_running, hub) = Hub::start(dir.path(), &backend).await;
+    // The call is a queued step, so the execution may have snapshots.
+    let flow = json!({
+        "name": "snapshots purged",
+        "graph": {
+            "nodes": [
+                {"id": "hook", "componentId": hub.builtin("webhook").await, "function": "receive"},
+                {"id": "call", "componentId": hub.builtin("http-request").await, "function": "request",
+                 "fields": {"method": "POST", "url": format!("'{}/orders'", remote.uri())}}
+            ],
+            "edges": [{"source": "hook", "target": "call"}]
+        }
+    });
+    let id = hub.started(&flow).await;
+    wait_for_hook(&hub, &id, &json!({"order": 8})).await;
+    let execution = wait_execution(&hub, &id, "succeeded").await;
+    let exec = execution["flowExecId"]
+        .as_str()
+        .expect("flowExecId")
+        .to_owned();
+
+    use oih_bus::MessageBus;
+    let bus = oih_bus::amqp::AmqpBus::connect(&url, Default::default())
+        .await
+        .expect("RabbitMQ");
+    let snapshot = |scope: Value, body: &str| {
+        let mut message = oih_bus::Message::new(body.as_bytes().to_vec());
+        let mut headers = json!({
+            "taskId": id, "stepId": "call", "userId": "u1", "tenant": "t1",
+        });
+        headers
+            .as_object_mut()
+            .expect("object")
+            .extend(scope.as_object().expect("object").clone());
+        message.properties.headers = headers
+            .as_object()
+            .expect("object")
+            .clone()
+            .into_iter()
+            .collect();
+        message
+    };
+    let key = format!("flow-{id}.call.snapshot");
+    // Late, of the finished execution: dropped. Then one of the flow: kept.
+    let late = snapshot(
+        json!({"snapshotEvent": "updateSnapshot", "flowExecId": exec}),
+        r#"{"late": true}"#,
+    );
+    bus.publish("component-events-collector", &key, late)
+        .await
+        .expect("publish");
+    let kept = snapshot(json!({"snapshotEvent": "snapshot"}), r#"{"kept": true}"#);
+    bus.publish("component-events-collector", &key, kept)
+        .await
+        .expect("publish");
+    bus.close().await;
+
+    // The purge comes a moment after the record shows the execution succeeded, so the late
+    // snapshot is either dropped on arrival or stored and purged: either way it goes, and
+    // only the flow's stays. Were nobody purging, it would stay.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let list = hub.get(&format!("/snapshots/flows/{id}/steps")).await;
+        let shown: Vec<&Value> = list["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .map(|s| &s["snapshot"])
+            .collect();
+        if shown == [&json!({"kept": true})] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not purged: {list}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
