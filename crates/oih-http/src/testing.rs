@@ -102,6 +102,19 @@ impl Client {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
+        self.call_text(method, uri, token, body.map(|b| b.to_string()))
+            .await
+    }
+
+    /// As [`Client::call`], the body sent as it is with a JSON content type (malformed JSON
+    /// included).
+    pub async fn call_text(
+        &self,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<String>,
+    ) -> (StatusCode, Value) {
         let mut req = Request::builder().method(method).uri(uri);
         if let Some(token) = token {
             req = req.header("authorization", format!("Bearer {token}"));
@@ -109,7 +122,7 @@ impl Client {
         let req = match body {
             Some(body) => req
                 .header("content-type", "application/json")
-                .body(Body::from(body.to_string())),
+                .body(Body::from(body)),
             None => req.body(Body::empty()),
         };
         self.send(req.expect("request")).await

@@ -7,8 +7,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use oih_http::testing::StaticAuthenticator;
 use oih_ils::{Caller, Config, Deps, SchemaError, SchemaSource};
 use oih_store::testing::PgSchema;
@@ -152,6 +151,7 @@ impl Hub {
         }
     }
 
+    /// `method uri` with a body sent as it is (malformed JSON included).
     pub async fn call(
         &self,
         method: &str,
@@ -159,21 +159,8 @@ impl Hub {
         token: Option<&str>,
         body: Option<&str>,
     ) -> (StatusCode, Value) {
-        let mut req = Request::builder().method(method).uri(uri);
-        if let Some(token) = token {
-            req = req.header("authorization", format!("Bearer {token}"));
-        }
-        let req = match body {
-            Some(body) => req
-                .header("content-type", "application/json")
-                .body(Body::from(body.to_owned())),
-            None => req.body(Body::empty()),
-        };
-        self.send(req.expect("request")).await
-    }
-
-    pub async fn post(&self, uri: &str, token: &str, body: Value) -> (StatusCode, Value) {
-        self.call("POST", uri, Some(token), Some(&body.to_string()))
+        self.client
+            .call_text(method, uri, token, body.map(str::to_owned))
             .await
     }
 
