@@ -3,7 +3,8 @@
 //! them from OIH's `flow-snapshots` queue, keeps one per (flow, step, execution) and serves them
 //! at OIH's `/snapshots` paths. Beyond OIH: reads are limited to the flow's starter, its tenant
 //! admins and admins; execution-scoped snapshots are purged when the execution finishes
-//! (`flow.execution.finished`) and all of a flow's when it is deleted (`flowrepo.flow.deleted`).
+//! (`flow.execution.finished`, or the orchestrator's direct call when it runs in the same
+//! process: [`Finished`]) and all of a flow's when it is deleted (`flowrepo.flow.deleted`).
 //!
 //! - [`model`]: a snapshot message, its scope and the client view;
 //! - [`store`]: the `snapshots_*` collections;
@@ -35,8 +36,9 @@ pub struct Config {
     /// (OIH leaves it unlimited when unset).
     #[arg(long, env = "PREFETCH_COUNT", default_value_t = 20)]
     pub snapshots_prefetch: u16,
-    /// How many purge events (`flow.execution.finished`, `flowrepo.flow.deleted`) the service
-    /// takes from the event bus before acknowledging.
+    /// How many purge events (`flow.execution.finished`, `flowrepo.flow.deleted`; only the
+    /// latter beside the orchestrator) the service takes from the event bus before
+    /// acknowledging.
     #[arg(long, env = "SNAPSHOTS_EVENT_PREFETCH", default_value_t = 10)]
     pub snapshots_event_prefetch: u16,
 }
