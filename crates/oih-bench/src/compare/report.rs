@@ -366,15 +366,15 @@ impl Report {
                 "seconds": round(r.seconds, 2),
                 "msg_per_s": round(r.per_sec(), 1),
                 "latency_ms": latency_json(&r.latency_us),
-                "oih_ferryman_over_alone": self.ferryman_ratio(r).map(|x| round(x, 2)),
+                "oih_ferryman_over_alone": self.ferryman_ratio(r).map(|(_, x)| round(x, 2)),
             })).collect::<Vec<_>>(),
             "idle": self.idle,
         })
     }
 
-    /// oih-ferryman's throughput over the step alone's, at as many clients as messages in
-    /// flight.
-    fn ferryman_ratio(&self, alone: &AloneRow) -> Option<f64> {
+    /// oih-ferryman's throughput, and its ratio to the step alone's, at as many clients as
+    /// messages in flight.
+    fn ferryman_ratio(&self, alone: &AloneRow) -> Option<(f64, f64)> {
         let hub = self.rows.iter().find(|r| {
             r.system == Kind::OihFerryman
                 && r.flows == 1
@@ -383,7 +383,10 @@ impl Report {
                         concurrency: alone.in_flight,
                     }
         })?;
-        Some(hub.per_sec() / alone.per_sec().max(f64::EPSILON))
+        Some((
+            hub.per_sec(),
+            hub.per_sec() / alone.per_sec().max(f64::EPSILON),
+        ))
     }
 
     /// Scenario (d)'s other side: the Ferryman step alone, against oih-ferryman.
@@ -396,10 +399,7 @@ impl Report {
             "\n## Scenario (d): the Ferryman step alone on OIH's queue topology\n\noih-ferryman's transform component run by Ferryman as OIH's orchestrator runs it (prefetch 1), fed straight over RabbitMQ with no orchestrator and no HTTP: the most any orchestrator, OIH's included, gets out of this step. oih-ferryman is the whole flow through the hub, at as many clients as messages in flight here.\n\n| in flight | msg/s | p50 ms | p90 ms | p99 ms | max ms | oih-ferryman req/s | oih-ferryman / alone |\n|---|---|---|---|---|---|---|---|"
         );
         for r in &self.ferryman_alone {
-            let hub = self
-                .ferryman_ratio(r)
-                .map(|ratio| (ratio * r.per_sec(), ratio));
-            let (hub_rate, ratio) = match hub {
+            let (hub_rate, ratio) = match self.ferryman_ratio(r) {
                 Some((rate, ratio)) => (format!("{rate:.0}"), format!("{ratio:.2}")),
                 None => ("–".into(), "–".into()),
             };

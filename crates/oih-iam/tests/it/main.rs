@@ -19,7 +19,6 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use http_body_util::BodyExt;
 use oih_bus::embedded::EmbeddedBus;
 use oih_bus::{EventBus, EventStream, MessageBus};
 use oih_core::Event;
@@ -28,7 +27,6 @@ use oih_iam::{Config, Deps, Secret};
 use oih_store::DocStore;
 use oih_store::testing::{PG_ENV, PgSchema};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 pub const ADMIN: &str = "admin@example.com";
 pub const ADMIN_PASSWORD: &str = "admin-pass";
@@ -124,27 +122,15 @@ impl TestIam {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut req = Request::builder().method(method).uri(uri);
-        if let Some(token) = token {
-            req = req.header("authorization", format!("Bearer {token}"));
-        }
-        let req = match body {
-            Some(body) => req
-                .header("content-type", "application/json")
-                .body(Body::from(body.to_string())),
-            None => req.body(Body::empty()),
-        }
-        .expect("request");
-        self.send(req).await
+        self.client().call(method.as_str(), uri, token, body).await
     }
 
     pub async fn send(&self, req: Request<Body>) -> (StatusCode, Value) {
-        let res = self.router.clone().oneshot(req).await.expect("infallible");
-        let status = res.status();
-        let bytes = res.into_body().collect().await.expect("body").to_bytes();
-        let value = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        (status, value)
+        self.client().send(req).await
+    }
+
+    fn client(&self) -> oih_http::testing::Client {
+        oih_http::testing::Client::new(self.router.clone())
     }
 
     pub async fn get(&self, uri: &str, token: &str) -> (StatusCode, Value) {

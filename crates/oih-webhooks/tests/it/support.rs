@@ -12,7 +12,6 @@ use axum::http::{Request, StatusCode};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, KeyInit, Mac};
-use http_body_util::BodyExt;
 use oih_bus::embedded::EmbeddedBus;
 use oih_bus::{EventBus, EventStream, MessageBus};
 use oih_core::{Event, Identity, ObjectId};
@@ -222,12 +221,9 @@ impl Hub {
     }
 
     pub async fn send(&self, req: Request<Body>) -> (StatusCode, Value) {
-        let res = self.raw(req).await;
-        let status = res.status();
-        let bytes = res.into_body().collect().await.expect("body").to_bytes();
-        let body = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        (status, body)
+        oih_http::testing::Client::new(self.router.clone())
+            .send(req)
+            .await
     }
 
     /// A hook request with an optional content type and body.
